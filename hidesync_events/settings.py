@@ -1,0 +1,121 @@
+"""One settings object, read from keyword arguments or ``HIDESYNC_EVENTS_*`` variables.
+
+``configure(...)`` replaces the process-wide settings (keyword arguments win over the
+environment), ``get_settings()`` returns them, ``reset_settings()`` goes back to what the
+environment says. ``celeryconfig.py`` and the worker read these settings; nothing else
+keeps a copy of them.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from hidesync_events.errors import ConfigurationError
+
+Mode = Literal["eager", "celery"]
+
+#: Where Celery mode sends events when no broker URL is configured.
+DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
+
+
+class Settings(BaseSettings):
+    """Everything hidesync-events can be told; each field maps to ``HIDESYNC_EVENTS_<NAME>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HIDESYNC_EVENTS_", frozen=True, extra="forbid"
+    )
+
+    mode: Mode = "eager"
+    broker_url: str = DEFAULT_BROKER_URL
+    #: Where dead letters, completed handler runs, metrics and the reference handlers'
+    #: state live in Celery mode. Defaults to the broker when it is Redis; must be a
+    #: ``redis://`` URL otherwise. Eager mode always keeps them in memory.
+    state_url: str | None = None
+    key_prefix: str = "hidesync:events"
+    queue_prefix: str = "hidesync.events"
+
+    handler_modules: Annotated[tuple[str, ...], NoDecode] = ("workers.handlers",)
+
+    retry_max_attempts: int = Field(default=5, ge=1)
+    retry_backoff_s: float = Field(default=1.0, ge=0)
+    retry_max_backoff_s: float = Field(default=300.0, ge=0)
+    retry_jitter: bool = True
+
+    slow_handler_s: float = Field(default=1.0, gt=0)
+    max_envelope_bytes: int = Field(default=1024 * 1024, ge=1024)
+    #: How long a completed (event, handler) pair is remembered to skip a redelivery.
+    completion_retention_s: int = Field(default=7 * 24 * 3600, ge=1)
+    #: How long a message may stay unacknowledged on Redis before it is delivered again.
+    visibility_timeout_s: int = Field(default=3600, ge=1)
+
+    @field_validator("handler_modules", mode="before")
+    @classmethod
+    def _split_module_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+
+        return value
+
+    @property
+    def resolved_state_url(self) -> str:
+        """The state store URL for Celery mode, derived from the broker when unset."""
+        if self.state_url:
+            return self.state_url
+
+        if self.broker_url.startswith(("redis://", "rediss://", "unix://")):
+            return self.broker_url
+
+        if self.broker_url.startswith("memory://"):
+            return "memory://"
+
+        raise ConfigurationError(
+            f"state_url is not set and broker_url {self.broker_url!r} is not Redis; "
+            "set HIDESYNC_EVENTS_STATE_URL to a redis:// URL for dead letters and metrics"
+        )
+
+
+_lock = threading.Lock()
+_current: Settings | None = None
+
+
+def get_settings() -> Settings:
+    """Return the process-wide settings, reading the environment on first use."""
+    global _current
+    current = _current
+    if current is not None:
+        return current
+
+    with _lock:
+        if _current is None:
+            _current = _load()
+        return _current
+
+
+def configure(**overrides: Any) -> Settings:
+    """Replace the process-wide settings; keyword arguments win over the environment.
+
+    The global event bus follows the new settings from its next publish on.
+    """
+    global _current
+    settings = _load(**overrides)
+    with _lock:
+        _current = settings
+    return settings
+
+
+def reset_settings() -> Settings:
+    """Forget every ``configure()`` call and read the environment again."""
+    return configure()
+
+
+def _load(**overrides: Any) -> Settings:
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        raise ConfigurationError(
+            f"invalid hidesync-events settings: {error}"
+        ) from error
