@@ -1,0 +1,419 @@
+"""The wire format: a versioned JSON envelope around an event's payload.
+
+An envelope is one JSON object::
+
+    {"envelope_version": 1, "type": "ToolCheckedOut", "schema_version": 1,
+     "category": "tools", "event_id": "...", "timestamp": "2026-12-04T09:30:00Z",
+     "correlation_id": "...", "causation_id": null, "payload": {"tool_id": 7, ...}}
+
+``encode`` refuses an event whose values would not come back as the same types and
+values (a ``Decimal`` in an ``Any`` field, a tuple where JSON has only lists), so nothing
+arrives silently changed. ``decode`` instantiates registered event classes only and
+raises one distinct error per way a message can be wrong, each with a reason code and
+the raw input, truncated.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    ValidationError,
+    create_model,
+    model_validator,
+)
+from pydantic_core import PydanticSerializationError, SchemaValidator
+
+from hidesync_events.errors import (
+    CodecError,
+    EnvelopeTooLargeError,
+    LossyEventError,
+    MalformedEnvelopeError,
+    PayloadValidationError,
+    UnknownEventError,
+    UnknownEventTypeError,
+)
+from hidesync_events.event import DomainEvent, event_type_named
+
+ENVELOPE_VERSION = 1
+
+_HEADER_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "envelope_version": int,
+    "type": str,
+    "schema_version": int,
+    "category": str,
+    "event_id": str,
+    "timestamp": str,
+    "correlation_id": str,
+    "causation_id": (str, type(None)),
+    "payload": dict,
+}
+_ENVELOPE_ONLY = {"event_id", "timestamp"}
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A decoded envelope: the event rebuilt, plus what travelled around it."""
+
+    event: DomainEvent
+    event_type: str
+    schema_version: int
+    category: str
+    correlation_id: str
+    causation_id: str | None
+    text: str
+
+    @property
+    def event_id(self) -> str:
+        return self.event.event_id
+
+
+def encode(
+    event: DomainEvent,
+    *,
+    correlation_id: str | None = None,
+    causation_id: str | None = None,
+    max_bytes: int,
+) -> str:
+    """Return the envelope of ``event`` as JSON text.
+
+    ``correlation_id`` defaults to the event's own id (it starts a new chain).
+    Raises :class:`LossyEventError` when a value cannot be written as JSON, and
+    :class:`EnvelopeTooLargeError` when the envelope exceeds ``max_bytes``.
+    """
+    meta = event.__event_meta__
+    if meta.abstract:
+        raise TypeError(
+            f"{type(event).__name__} is an abstract event base; publish one of its "
+            "concrete subclasses"
+        )
+
+    try:
+        payload = event.model_dump_json(exclude=_ENVELOPE_ONLY)
+    except PydanticSerializationError as error:
+        raise LossyEventError(
+            f"{type(event).__name__} cannot be written as JSON: {error}"
+        ) from error
+
+    text = (
+        f"{_header_prefix(type(event))}"
+        f'"event_id":{json.dumps(event.event_id)},"timestamp":"{_iso(event)}",'
+        f'"correlation_id":{json.dumps(correlation_id or event.event_id)},'
+        f'"causation_id":{json.dumps(causation_id)},"payload":{payload}}}'
+    )
+    _check_size(text, max_bytes)
+    return text
+
+
+def decode(raw: str | bytes, *, max_bytes: int) -> Envelope:
+    """Rebuild the envelope and its event from JSON text.
+
+    The payload is validated as JSON (pydantic's JSON mode), the exact inverse of
+    :func:`encode`. Raises :class:`EnvelopeTooLargeError`,
+    :class:`MalformedEnvelopeError`, :class:`UnknownEventError` or
+    :class:`PayloadValidationError`.
+    """
+    if not isinstance(raw, str | bytes):
+        raise MalformedEnvelopeError(
+            f"envelope must be JSON text, got a {type(raw).__name__}", raw=repr(raw)
+        )
+
+    _check_size(raw, max_bytes)
+
+    try:
+        name = _TypeOnly.model_validate_json(raw).type
+    except ValidationError:
+        raise _malformed(raw) from None
+
+    try:
+        event_cls = event_type_named(name)
+    except UnknownEventTypeError as error:
+        raise UnknownEventError(str(error), raw=raw) from None
+
+    if event_cls.__event_meta__.legacy:
+        return _decode_legacy(event_cls, raw)
+
+    try:
+        envelope = _envelope_model(event_cls).model_validate_json(raw)
+    except ValidationError as error:
+        raise _invalid(name, error, raw) from None
+
+    _check_schema_version(event_cls, envelope.schema_version, raw)
+    return Envelope(
+        event=envelope.payload,
+        event_type=name,
+        schema_version=envelope.schema_version,
+        category=envelope.category,
+        correlation_id=envelope.correlation_id,
+        causation_id=envelope.causation_id,
+        text=raw if isinstance(raw, str) else raw.decode(),
+    )
+
+
+def peek_header(raw: str | bytes) -> dict[str, Any]:
+    """Return whatever header fields can be read from a message that failed to decode."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return {}
+
+    if not isinstance(data, dict):
+        return {}
+
+    return {
+        key: data[key] for key in _HEADER_FIELDS if key in data and key != "payload"
+    }
+
+
+def build_event(event_cls: type[DomainEvent], payload: dict[str, Any]) -> DomainEvent:
+    """Validate a payload read from JSON as ``event_cls``, never calling a custom
+    ``__init__``; values are read as JSON values (bytes as base64 text, for one).
+    """
+    if event_cls.__event_meta__.legacy:
+        fields, extras, fields_set = _fields_validator(event_cls).validate_python(
+            payload
+        )
+        return event_cls.model_construct(fields_set, **fields, **(extras or {}))
+
+    return event_cls.model_validate_json(json.dumps(payload))
+
+
+def ensure_lossless(original: DomainEvent, decoded: DomainEvent) -> None:
+    """Raise :class:`LossyEventError` unless ``decoded`` has the same types and values."""
+    if _same(original.__dict__, decoded.__dict__) and _same(
+        original.__pydantic_extra__ or {}, decoded.__pydantic_extra__ or {}
+    ):
+        return
+
+    name = type(original).__name__
+    before = {**original.__dict__, **(original.__pydantic_extra__ or {})}
+    after = {**decoded.__dict__, **(decoded.__pydantic_extra__ or {})}
+    changed = [key for key, value in before.items() if not _same(value, after.get(key))]
+    details = "; ".join(
+        f"{name}.{key} holds {before[key]!r} ({type(before[key]).__name__}) but would "
+        f"arrive as {after.get(key)!r} ({type(after.get(key)).__name__})"
+        for key in changed
+    )
+    raise LossyEventError(
+        f"{details}. Declare the field with its exact type (e.g. `amount: Decimal`, "
+        "`tags: set[str]`) or convert the value to a JSON type before publishing"
+    )
+
+
+class _TypeOnly(BaseModel):
+    """Just enough of an envelope to choose the event class that validates the rest."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    type: str
+
+
+class _EnvelopeFields(BaseModel):
+    """The envelope around a payload; subclassed per event class with ``payload: cls``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    envelope_version: Literal[1]
+    type: str
+    schema_version: int
+    category: str
+    event_id: str
+    timestamp: str
+    correlation_id: str
+    causation_id: str | None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _identity_into_payload(cls, data: Any) -> Any:
+        # The event's id and time travel once, in the header; the event needs them.
+        if isinstance(data, dict) and isinstance(data.get("payload"), dict):
+            for key in _ENVELOPE_ONLY:
+                if key in data:
+                    data["payload"][key] = data[key]
+        return data
+
+
+@cache
+def _envelope_model(event_cls: type[DomainEvent]) -> type[Any]:
+    return create_model(
+        f"{event_cls.__name__}Envelope",
+        __base__=_EnvelopeFields,
+        payload=(event_cls, ...),
+    )
+
+
+def _decode_legacy(event_cls: type[DomainEvent], raw: str | bytes) -> Envelope:
+    # Classes with a custom __init__ are rebuilt field by field (see build_event).
+    data = json.loads(raw)
+    _check_header(data, raw)
+    payload = data["payload"]
+    for key in _ENVELOPE_ONLY:
+        payload[key] = data[key]
+
+    try:
+        event = build_event(event_cls, payload)
+    except ValidationError as error:
+        raise _invalid(data["type"], error, raw, nested=False) from None
+
+    _check_schema_version(event_cls, data["schema_version"], raw)
+    return Envelope(
+        event=event,
+        event_type=data["type"],
+        schema_version=data["schema_version"],
+        category=data["category"],
+        correlation_id=data["correlation_id"],
+        causation_id=data["causation_id"],
+        text=raw if isinstance(raw, str) else raw.decode(),
+    )
+
+
+def _malformed(raw: str | bytes) -> MalformedEnvelopeError:
+    # The fast path failed: say precisely what is wrong.
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as error:
+        return MalformedEnvelopeError(f"message is not JSON: {error}", raw=raw)
+
+    try:
+        _check_header(data, raw)
+    except MalformedEnvelopeError as error:
+        return error
+    return MalformedEnvelopeError("envelope has no valid 'type' field", raw=raw)
+
+
+def _invalid(
+    name: str, error: ValidationError, raw: str | bytes, *, nested: bool = True
+) -> CodecError:
+    problems = error.errors(include_url=False)
+    in_payload = [p for p in problems if not nested or p["loc"][:1] == ("payload",)]
+    if nested and len(in_payload) < len(problems):
+        return (
+            _malformed(raw)
+            if _header_broken(raw)
+            else MalformedEnvelopeError(f"envelope header is invalid: {error}", raw=raw)
+        )
+
+    details = "; ".join(
+        f"{'.'.join(str(part) for part in p['loc'][1 if nested else 0 :]) or '(payload)'}: "
+        f"{p['msg']} (got {p['input']!r})"
+        for p in in_payload
+    )
+    return PayloadValidationError(f"payload is not a valid {name}: {details}", raw=raw)
+
+
+def _header_broken(raw: str | bytes) -> bool:
+    try:
+        _check_header(json.loads(raw), raw)
+    except (MalformedEnvelopeError, ValueError):
+        return True
+    return False
+
+
+def _check_schema_version(
+    event_cls: type[DomainEvent], version: int, raw: str | bytes
+) -> None:
+    known = event_cls.__event_meta__.schema_version
+    if version > known:
+        raise PayloadValidationError(
+            f"{event_cls.__event_meta__.name} schema version {version} is newer than this "
+            f"process knows ({known}); deploy the new event definition, then replay",
+            raw=raw,
+        )
+
+
+@cache
+def _header_prefix(event_cls: type[DomainEvent]) -> str:
+    meta = event_cls.__event_meta__
+    return (
+        f'{{"envelope_version":{ENVELOPE_VERSION},"type":{json.dumps(meta.name)},'
+        f'"schema_version":{meta.schema_version},"category":{json.dumps(meta.category)},'
+    )
+
+
+def _iso(event: DomainEvent) -> str:
+    # Timestamps are always UTC (see DomainEvent), so "Z" is exact.
+    return event.timestamp.isoformat().replace("+00:00", "Z")
+
+
+def _check_size(raw: str | bytes, max_bytes: int) -> None:
+    # A str of n characters takes between n and 4n bytes in UTF-8: encode only when
+    # the cheap bounds cannot decide.
+    size = len(raw)
+    if isinstance(raw, str) and size <= max_bytes < size * 4:
+        size = len(raw.encode())
+
+    if size > max_bytes:
+        raise EnvelopeTooLargeError(
+            f"envelope is {size} bytes, over the {max_bytes}-byte cap "
+            "(HIDESYNC_EVENTS_MAX_ENVELOPE_BYTES); keep large data out of events and "
+            "send a reference to it instead",
+            raw=raw,
+        )
+
+
+def _check_header(data: Any, raw: str | bytes) -> None:
+    if not isinstance(data, dict):
+        raise MalformedEnvelopeError(
+            f"envelope must be a JSON object, got {type(data).__name__}", raw=raw
+        )
+
+    for key, expected in _HEADER_FIELDS.items():
+        if key not in data:
+            raise MalformedEnvelopeError(f"envelope has no {key!r} field", raw=raw)
+
+        if not isinstance(data[key], expected) or isinstance(data[key], bool):
+            raise MalformedEnvelopeError(
+                f"envelope field {key!r} should be {_type_names(expected)}, "
+                f"got {data[key]!r}",
+                raw=raw,
+            )
+
+    if data["envelope_version"] != ENVELOPE_VERSION:
+        raise MalformedEnvelopeError(
+            f"envelope version {data['envelope_version']} is not supported "
+            f"(this release reads version {ENVELOPE_VERSION})",
+            raw=raw,
+        )
+
+
+def _type_names(expected: type | tuple[type, ...]) -> str:
+    types = expected if isinstance(expected, tuple) else (expected,)
+    return " or ".join("null" if t is type(None) else t.__name__ for t in types)
+
+
+@cache
+def _fields_validator(event_cls: type[DomainEvent]) -> SchemaValidator:
+    # A validator for the class's fields alone: the model validator of a class with a
+    # custom __init__ would call that __init__ with the payload as keyword arguments.
+    schema = event_cls.__pydantic_core_schema__
+    if schema["type"] == "definitions":
+        inner = {**schema, "schema": schema["schema"]["schema"]}
+    else:
+        inner = schema["schema"]
+
+    return SchemaValidator(inner, schema.get("config"))
+
+
+def _same(a: Any, b: Any) -> bool:
+    # Stricter than ==: 1 == True == 1.0 and a str enum equals its value, but a handler
+    # receiving the other type would see a changed event.
+    if type(a) is not type(b):
+        return False
+
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(v, b[k]) for k, v in a.items())
+
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(map(_same, a, b))
+
+    if isinstance(a, BaseModel):
+        return _same(a.__dict__, b.__dict__) and _same(
+            a.__pydantic_extra__ or {}, b.__pydantic_extra__ or {}
+        )
+
+    return bool(a == b)
