@@ -1,0 +1,461 @@
+"""The small key-value interface that dead letters, completions, metrics and the
+reference handlers keep their state behind.
+
+Two implementations: :class:`RedisKeyValue` (Celery mode; every worker of a fleet sees
+the same state) and :class:`MemoryKeyValue` (eager mode and tests; one process). The
+interface is a subset of Redis commands with the same meaning, so each store is written
+once and tested against both.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any, Protocol, Self, cast
+
+import redis
+
+Value = str | int | float
+
+
+class KeyValueBatch(Protocol):
+    """Writes queued and applied together, atomically, by :meth:`execute`."""
+
+    def set(self, name: str, value: Value, *, ex_s: int | None = None) -> Self: ...
+    def delete(self, *names: str) -> Self: ...
+    def expire(self, name: str, seconds: int) -> Self: ...
+    def hset(self, name: str, mapping: Mapping[str, Value]) -> Self: ...
+    def hdel(self, name: str, *fields: str) -> Self: ...
+    def hincrby(self, name: str, field: str, amount: int = 1) -> Self: ...
+    def hincrbyfloat(self, name: str, field: str, amount: float) -> Self: ...
+    def rpush(self, name: str, *values: Value) -> Self: ...
+    def ltrim(self, name: str, start: int, end: int) -> Self: ...
+    def zadd(self, name: str, mapping: Mapping[str, float]) -> Self: ...
+    def zrem(self, name: str, *members: str) -> Self: ...
+    def execute(self) -> list[Any]: ...
+
+
+class KeyValue(Protocol):
+    """Reads, single writes, and :meth:`batch` for atomic groups of writes."""
+
+    def get(self, name: str) -> str | None: ...
+    def set(
+        self, name: str, value: Value, *, ex_s: int | None = None, nx: bool = False
+    ) -> bool: ...
+    def delete(self, *names: str) -> int: ...
+    def exists(self, name: str) -> bool: ...
+    def expire(self, name: str, seconds: int) -> bool: ...
+    def hget(self, name: str, field: str) -> str | None: ...
+    def hmget(self, name: str, fields: list[str]) -> list[str | None]: ...
+    def hgetall(self, name: str) -> dict[str, str]: ...
+    def hset(self, name: str, mapping: Mapping[str, Value]) -> None: ...
+    def hdel(self, name: str, *fields: str) -> int: ...
+    def hincrby(self, name: str, field: str, amount: int = 1) -> int: ...
+    def hincrbyfloat(self, name: str, field: str, amount: float) -> float: ...
+    def hlen(self, name: str) -> int: ...
+    def rpush(self, name: str, *values: Value) -> int: ...
+    def lrange(self, name: str, start: int, end: int) -> list[str]: ...
+    def llen(self, name: str) -> int: ...
+    def zadd(self, name: str, mapping: Mapping[str, float]) -> None: ...
+    def zrange(self, name: str, start: int, end: int) -> list[str]: ...
+    def zrem(self, name: str, *members: str) -> int: ...
+    def zcard(self, name: str) -> int: ...
+    def batch(self) -> KeyValueBatch: ...
+    def ping(self) -> bool: ...
+
+
+def open_keyvalue(url: str) -> KeyValue:
+    """Return the store at ``url``: ``memory://`` or a ``redis://`` URL."""
+    if url.startswith("memory://"):
+        return MemoryKeyValue()
+
+    return RedisKeyValue(redis.Redis.from_url(url, decode_responses=True))
+
+
+# -- Redis ---------------------------------------------------------------------------------
+
+
+class RedisKeyValue:
+    """:class:`KeyValue` on a redis-py client created with ``decode_responses=True``."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+
+    def get(self, name: str) -> str | None:
+        return cast(str | None, self.client.get(name))
+
+    def set(
+        self, name: str, value: Value, *, ex_s: int | None = None, nx: bool = False
+    ) -> bool:
+        return bool(self.client.set(name, value, ex=ex_s, nx=nx))
+
+    def delete(self, *names: str) -> int:
+        return self.client.delete(*names) if names else 0
+
+    def exists(self, name: str) -> bool:
+        return bool(self.client.exists(name))
+
+    def expire(self, name: str, seconds: int) -> bool:
+        return bool(self.client.expire(name, seconds))
+
+    def hget(self, name: str, field: str) -> str | None:
+        return cast(str | None, self.client.hget(name, field))
+
+    def hmget(self, name: str, fields: list[str]) -> list[str | None]:
+        return cast(list[str | None], self.client.hmget(name, fields)) if fields else []
+
+    def hgetall(self, name: str) -> dict[str, str]:
+        return cast(dict[str, str], self.client.hgetall(name))
+
+    def hset(self, name: str, mapping: Mapping[str, Value]) -> None:
+        if mapping:
+            self.client.hset(name, mapping=cast(Any, mapping))
+
+    def hdel(self, name: str, *fields: str) -> int:
+        return self.client.hdel(name, *fields) if fields else 0
+
+    def hincrby(self, name: str, field: str, amount: int = 1) -> int:
+        return self.client.hincrby(name, field, amount)
+
+    def hincrbyfloat(self, name: str, field: str, amount: float) -> float:
+        return self.client.hincrbyfloat(name, field, amount)
+
+    def hlen(self, name: str) -> int:
+        return self.client.hlen(name)
+
+    def rpush(self, name: str, *values: Value) -> int:
+        return self.client.rpush(name, *values)
+
+    def lrange(self, name: str, start: int, end: int) -> list[str]:
+        return cast(list[str], self.client.lrange(name, start, end))
+
+    def llen(self, name: str) -> int:
+        return self.client.llen(name)
+
+    def zadd(self, name: str, mapping: Mapping[str, float]) -> None:
+        if mapping:
+            self.client.zadd(name, dict(mapping))
+
+    def zrange(self, name: str, start: int, end: int) -> list[str]:
+        return cast(list[str], self.client.zrange(name, start, end))
+
+    def zrem(self, name: str, *members: str) -> int:
+        return self.client.zrem(name, *members) if members else 0
+
+    def zcard(self, name: str) -> int:
+        return self.client.zcard(name)
+
+    def batch(self) -> KeyValueBatch:
+        return _RedisBatch(self.client.pipeline(transaction=True))
+
+    def ping(self) -> bool:
+        return bool(self.client.ping())
+
+
+class _RedisBatch:
+    def __init__(self, pipeline: Any) -> None:
+        self._pipeline = pipeline
+
+    def set(self, name: str, value: Value, *, ex_s: int | None = None) -> Self:
+        self._pipeline.set(name, value, ex=ex_s)
+        return self
+
+    def delete(self, *names: str) -> Self:
+        self._pipeline.delete(*names)
+        return self
+
+    def expire(self, name: str, seconds: int) -> Self:
+        self._pipeline.expire(name, seconds)
+        return self
+
+    def hset(self, name: str, mapping: Mapping[str, Value]) -> Self:
+        self._pipeline.hset(name, mapping=dict(mapping))
+        return self
+
+    def hdel(self, name: str, *fields: str) -> Self:
+        self._pipeline.hdel(name, *fields)
+        return self
+
+    def hincrby(self, name: str, field: str, amount: int = 1) -> Self:
+        self._pipeline.hincrby(name, field, amount)
+        return self
+
+    def hincrbyfloat(self, name: str, field: str, amount: float) -> Self:
+        self._pipeline.hincrbyfloat(name, field, amount)
+        return self
+
+    def rpush(self, name: str, *values: Value) -> Self:
+        self._pipeline.rpush(name, *values)
+        return self
+
+    def ltrim(self, name: str, start: int, end: int) -> Self:
+        self._pipeline.ltrim(name, start, end)
+        return self
+
+    def zadd(self, name: str, mapping: Mapping[str, float]) -> Self:
+        self._pipeline.zadd(name, dict(mapping))
+        return self
+
+    def zrem(self, name: str, *members: str) -> Self:
+        self._pipeline.zrem(name, *members)
+        return self
+
+    def execute(self) -> list[Any]:
+        result: list[Any] = self._pipeline.execute()
+        return result
+
+
+# -- memory --------------------------------------------------------------------------------
+
+
+class MemoryKeyValue:
+    """:class:`KeyValue` in one process's memory, with Redis's semantics for each command.
+
+    Values are kept as text, as Redis returns them with ``decode_responses=True``.
+    Expired keys are dropped when read and in a sweep every few thousand writes.
+    """
+
+    _SWEEP_EVERY = 4096
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._data: dict[str, Any] = {}
+        self._expires: dict[str, float] = {}
+        self._writes = 0
+
+    # plain keys
+
+    def get(self, name: str) -> str | None:
+        with self._lock:
+            value = self._live(name)
+            return value if isinstance(value, str) else None
+
+    def set(
+        self, name: str, value: Value, *, ex_s: int | None = None, nx: bool = False
+    ) -> bool:
+        with self._lock:
+            if nx and self._live(name) is not None:
+                return False
+
+            self._write(name, str(value))
+            if ex_s is not None:
+                self._expires[name] = time.monotonic() + ex_s
+            return True
+
+    def delete(self, *names: str) -> int:
+        with self._lock:
+            removed = 0
+            for name in names:
+                removed += self._live(name) is not None
+                self._data.pop(name, None)
+                self._expires.pop(name, None)
+            return removed
+
+    def exists(self, name: str) -> bool:
+        with self._lock:
+            return self._live(name) is not None
+
+    def expire(self, name: str, seconds: int) -> bool:
+        with self._lock:
+            if self._live(name) is None:
+                return False
+
+            self._expires[name] = time.monotonic() + seconds
+            return True
+
+    # hashes
+
+    def hget(self, name: str, field: str) -> str | None:
+        with self._lock:
+            result: str | None = self._live(name, {}).get(field)
+            return result
+
+    def hmget(self, name: str, fields: list[str]) -> list[str | None]:
+        with self._lock:
+            found = self._live(name, {})
+            return [found.get(field) for field in fields]
+
+    def hgetall(self, name: str) -> dict[str, str]:
+        with self._lock:
+            return dict(self._live(name, {}))
+
+    def hset(self, name: str, mapping: Mapping[str, Value]) -> None:
+        with self._lock:
+            found = self._container(name, dict)
+            found.update((key, str(value)) for key, value in mapping.items())
+
+    def hdel(self, name: str, *fields: str) -> int:
+        with self._lock:
+            found = self._live(name, {})
+            removed = sum(found.pop(field, None) is not None for field in fields)
+            self._drop_if_empty(name)
+            return removed
+
+    def hincrby(self, name: str, field: str, amount: int = 1) -> int:
+        with self._lock:
+            found = self._container(name, dict)
+            value = int(found.get(field, 0)) + amount
+            found[field] = str(value)
+            return value
+
+    def hincrbyfloat(self, name: str, field: str, amount: float) -> float:
+        with self._lock:
+            found = self._container(name, dict)
+            value = float(found.get(field, 0)) + amount
+            found[field] = repr(value)
+            return value
+
+    def hlen(self, name: str) -> int:
+        with self._lock:
+            return len(self._live(name, {}))
+
+    # lists
+
+    def rpush(self, name: str, *values: Value) -> int:
+        with self._lock:
+            found = self._container(name, list)
+            found.extend(str(value) for value in values)
+            return len(found)
+
+    def ltrim(self, name: str, start: int, end: int) -> bool:
+        with self._lock:
+            found = self._live(name, [])
+            found[:] = found[_slice(start, end, len(found))]
+            self._drop_if_empty(name)
+            return True
+
+    def lrange(self, name: str, start: int, end: int) -> list[str]:
+        with self._lock:
+            found = self._live(name, [])
+            return list(found[_slice(start, end, len(found))])
+
+    def llen(self, name: str) -> int:
+        with self._lock:
+            return len(self._live(name, []))
+
+    # sorted sets
+
+    def zadd(self, name: str, mapping: Mapping[str, float]) -> None:
+        with self._lock:
+            self._container(name, dict).update(mapping)
+
+    def zrange(self, name: str, start: int, end: int) -> list[str]:
+        with self._lock:
+            found = self._live(name, {})
+            ordered = sorted(found, key=lambda member: (found[member], member))
+            return ordered[_slice(start, end, len(ordered))]
+
+    def zrem(self, name: str, *members: str) -> int:
+        with self._lock:
+            found = self._live(name, {})
+            removed = sum(found.pop(member, None) is not None for member in members)
+            self._drop_if_empty(name)
+            return removed
+
+    def zcard(self, name: str) -> int:
+        with self._lock:
+            return len(self._live(name, {}))
+
+    def batch(self) -> KeyValueBatch:
+        return _MemoryBatch(self)
+
+    def ping(self) -> bool:
+        return True
+
+    # internals
+
+    def _live(self, name: str, default: Any = None) -> Any:
+        deadline = self._expires.get(name)
+        if deadline is not None and deadline <= time.monotonic():
+            self._data.pop(name, None)
+            del self._expires[name]
+        return self._data.get(name, default)
+
+    def _container(self, name: str, kind: type) -> Any:
+        found = self._live(name)
+        if found is None:
+            found = kind()
+            self._write(name, found)
+        elif not isinstance(found, kind):
+            raise TypeError(
+                f"key {name!r} holds a {type(found).__name__}, not a {kind}"
+            )
+        return found
+
+    def _write(self, name: str, value: Any) -> None:
+        self._data[name] = value
+        self._expires.pop(name, None)
+        self._writes += 1
+        if self._writes % self._SWEEP_EVERY == 0:
+            self._sweep()
+
+    def _drop_if_empty(self, name: str) -> None:
+        if name in self._data and not self._data[name]:
+            del self._data[name]
+            self._expires.pop(name, None)
+
+    def _sweep(self) -> None:
+        now = time.monotonic()
+        for name in [
+            name for name, deadline in self._expires.items() if deadline <= now
+        ]:
+            self._data.pop(name, None)
+            del self._expires[name]
+
+
+def _slice(start: int, end: int, length: int) -> slice:
+    # Redis ranges are inclusive at both ends and accept negative indexes.
+    if start < 0:
+        start = max(0, length + start)
+    if end < 0:
+        end = length + end
+    return slice(start, end + 1)
+
+
+class _MemoryBatch:
+    def __init__(self, store: MemoryKeyValue) -> None:
+        self._store = store
+        self._calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+
+    def _queue(self, command: str, *args: Any, **kwargs: Any) -> Self:
+        self._calls.append((command, args, kwargs))
+        return self
+
+    def set(self, name: str, value: Value, *, ex_s: int | None = None) -> Self:
+        return self._queue("set", name, value, ex_s=ex_s)
+
+    def delete(self, *names: str) -> Self:
+        return self._queue("delete", *names)
+
+    def expire(self, name: str, seconds: int) -> Self:
+        return self._queue("expire", name, seconds)
+
+    def hset(self, name: str, mapping: Mapping[str, Value]) -> Self:
+        return self._queue("hset", name, dict(mapping))
+
+    def hdel(self, name: str, *fields: str) -> Self:
+        return self._queue("hdel", name, *fields)
+
+    def hincrby(self, name: str, field: str, amount: int = 1) -> Self:
+        return self._queue("hincrby", name, field, amount)
+
+    def hincrbyfloat(self, name: str, field: str, amount: float) -> Self:
+        return self._queue("hincrbyfloat", name, field, amount)
+
+    def rpush(self, name: str, *values: Value) -> Self:
+        return self._queue("rpush", name, *values)
+
+    def ltrim(self, name: str, start: int, end: int) -> Self:
+        return self._queue("ltrim", name, start, end)
+
+    def zadd(self, name: str, mapping: Mapping[str, float]) -> Self:
+        return self._queue("zadd", name, dict(mapping))
+
+    def zrem(self, name: str, *members: str) -> Self:
+        return self._queue("zrem", name, *members)
+
+    def execute(self) -> list[Any]:
+        calls, self._calls = self._calls, []
+        with self._store._lock:
+            return [getattr(self._store, cmd)(*args, **kw) for cmd, args, kw in calls]

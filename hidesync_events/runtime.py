@@ -1,0 +1,60 @@
+"""The state a delivery path works with: stores, metrics, the async loop, defaults.
+
+Eager mode builds a runtime on a :class:`~hidesync_events.keyvalue.MemoryKeyValue`
+(private to its bus); Celery mode builds one on Redis, shared by the whole fleet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hidesync_events.completions import CompletionLog
+from hidesync_events.dead_letters import DeadLetterStore
+from hidesync_events.keyvalue import KeyValue, MemoryKeyValue, open_keyvalue
+from hidesync_events.loop import LoopThread
+from hidesync_events.metrics import Metrics
+from hidesync_events.retry import RetryPolicy
+from hidesync_events.settings import Settings
+
+#: The one loop of this process on which async handlers run when no loop is running.
+PROCESS_LOOP = LoopThread()
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    """Stores, metrics and defaults shared by everything that delivers events."""
+
+    settings: Settings
+    kv: KeyValue
+    dead_letters: DeadLetterStore
+    completions: CompletionLog
+    metrics: Metrics
+    default_retry: RetryPolicy
+    loop: LoopThread
+
+    @classmethod
+    def create(cls, settings: Settings, kv: KeyValue) -> Runtime:
+        prefix = settings.key_prefix
+        return cls(
+            settings=settings,
+            kv=kv,
+            dead_letters=DeadLetterStore(
+                kv, key_prefix=prefix, max_envelope_bytes=settings.max_envelope_bytes
+            ),
+            completions=CompletionLog(
+                kv, key_prefix=prefix, retention_s=settings.completion_retention_s
+            ),
+            metrics=Metrics(),
+            default_retry=RetryPolicy.from_settings(settings),
+            loop=PROCESS_LOOP,
+        )
+
+    @classmethod
+    def in_memory(cls, settings: Settings) -> Runtime:
+        """A runtime whose state lives and dies with this object (eager mode, tests)."""
+        return cls.create(settings, MemoryKeyValue())
+
+    @classmethod
+    def shared(cls, settings: Settings) -> Runtime:
+        """A runtime on the state store of Celery mode (``state_url``)."""
+        return cls.create(settings, open_keyvalue(settings.resolved_state_url))
