@@ -1,0 +1,122 @@
+"""Eager mode: envelopes are delivered in the publishing process, at once.
+
+This is the delivery path a worker runs, minus the broker: the envelope was encoded and
+decoded by the bus, handlers are resolved, run, retried and dead-lettered by the same
+:class:`~hidesync_events.delivery.Delivery`. Retries run immediately, one after the other
+(as Celery's own eager mode does), so tests never sleep through a backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from datetime import UTC, datetime
+
+from hidesync_events.codec import Envelope
+from hidesync_events.delivery import Delivery, Outcome, Status
+from hidesync_events.runtime import Runtime
+from hidesync_events.subscriptions import HandlerRegistry, Subscription
+from hidesync_events.transports.base import Receipt
+
+
+class EagerTransport:
+    """Delivers every envelope in this process, before ``publish`` returns.
+
+    Sync handlers run in the publishing thread. Async handlers, when ``publish`` is
+    called with no event loop running in the thread, run to completion on the
+    process's handler loop; when a loop is running, they are scheduled as tasks on it
+    (``await bus.drain()`` waits for them). ``publish_async`` awaits every handler.
+    """
+
+    def __init__(self, registry: HandlerRegistry, runtime: Runtime) -> None:
+        self.delivery = Delivery(registry, runtime)
+        self._tasks: set[asyncio.Task[Outcome]] = set()
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.delivery.runtime
+
+    def send(self, envelope: Envelope, *, only: str | None = None) -> Receipt:
+        loop = _running_loop()
+        for subscription in self.delivery.targets(envelope, only):
+            if subscription.is_async and loop is not None:
+                self._track(loop.create_task(self._run_async(subscription, envelope)))
+            else:
+                self._run(subscription, envelope)
+
+        return Receipt(envelope.event_id, "delivered")
+
+    async def send_async(self, envelope: Envelope) -> Receipt:
+        subscriptions = self.delivery.targets(envelope)
+        waits: list[Awaitable[object]] = [
+            self._run_async(s, envelope) for s in subscriptions if s.is_async
+        ]
+        sync = [s for s in subscriptions if not s.is_async]
+        if sync:
+            # One hop off the loop for all sync handlers keeps their relative order.
+            waits.append(asyncio.to_thread(self._run_all, sync, envelope))
+
+        await asyncio.gather(*waits)
+        return Receipt(envelope.event_id, "delivered")
+
+    async def drain(self, timeout_s: float | None = None) -> int:
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout_s is None else loop.time() + timeout_s
+        while pending := {
+            t for t in self._tasks if t.get_loop() is loop and not t.done()
+        }:
+            remaining = None if deadline is None else max(0.0, deadline - loop.time())
+            done, _ = await asyncio.wait(pending, timeout=remaining)
+            if not done:
+                return len(pending)
+
+        return 0
+
+    def cancel_pending(self) -> int:
+        """Cancel this transport's tasks on the running loop; return how many."""
+        loop = asyncio.get_running_loop()
+        pending = [t for t in self._tasks if t.get_loop() is loop and not t.done()]
+        for task in pending:
+            task.cancel()
+        return len(pending)
+
+    def close(self) -> None:
+        self._tasks.clear()
+
+    def _run(self, subscription: Subscription, envelope: Envelope) -> Outcome:
+        attempt, first_failed_at = 1, None
+        while True:
+            outcome = self.delivery.run(
+                subscription, envelope, attempt, first_failed_at
+            )
+            if outcome.status is not Status.RETRY:
+                return outcome
+            attempt, first_failed_at = attempt + 1, first_failed_at or datetime.now(UTC)
+
+    def _run_all(self, subscriptions: list[Subscription], envelope: Envelope) -> None:
+        for subscription in subscriptions:
+            self._run(subscription, envelope)
+
+    async def _run_async(
+        self, subscription: Subscription, envelope: Envelope
+    ) -> Outcome:
+        attempt, first_failed_at = 1, None
+        while True:
+            outcome = await self.delivery.run_async(
+                subscription, envelope, attempt, first_failed_at
+            )
+            if outcome.status is not Status.RETRY:
+                return outcome
+            attempt, first_failed_at = attempt + 1, first_failed_at or datetime.now(UTC)
+
+    def _track(self, task: asyncio.Task[Outcome]) -> None:
+        # The loop keeps only weak references to tasks: hold them until they finish.
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
