@@ -1,0 +1,49 @@
+"""The ``hidesync-events`` command line.
+
+    hidesync-events demo                      # the whole pipeline on the embedded default
+    hidesync-events worker -c tools -c steps  # a worker for some categories
+    hidesync-events publish day.jsonl         # bulk publish recorded events
+    hidesync-events dead-letters list         # what could not be handled
+    hidesync-events events                    # the event catalogue
+
+Exit codes: 0 success, 1 some input rejected or a check failed, 2 usage error,
+3 the broker or state store could not be reached.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from hidesync_events.cli.dead_letters import dead_letters
+from hidesync_events.cli.demo import demo
+from hidesync_events.cli.events import events
+from hidesync_events.cli.publish import publish
+from hidesync_events.cli.worker import worker
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    default="WARNING",
+    show_default=True,
+    envvar="HIDESYNC_EVENTS_LOG_LEVEL",
+    help="Level of the hidesync.events loggers.",
+)
+@click.version_option(package_name="hidesync-events")
+def main(log_level: str) -> None:
+    """Typed domain events for HideSync, dispatched in process or through Celery."""
+    # The library never configures logging; its command line does.
+    logging.basicConfig(
+        level=log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+main.add_command(demo)
+main.add_command(worker)
+main.add_command(publish)
+main.add_command(dead_letters)
+main.add_command(events)

@@ -1,0 +1,45 @@
+"""What the commands share: choosing the broker, exit codes, error reporting."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+import redis
+from kombu.exceptions import OperationalError
+
+from hidesync_events.errors import BrokerUnavailableError, ConfigurationError
+from hidesync_events.settings import configure, get_settings
+
+EXIT_REJECTED = 1
+EXIT_UNREACHABLE = 3
+
+broker_option = click.option(
+    "--broker",
+    "broker_url",
+    metavar="URL",
+    help="Broker URL (redis://..., amqp://...); default: HIDESYNC_EVENTS_BROKER_URL.",
+)
+
+
+def use_celery(broker_url: str | None, **overrides: Any) -> None:
+    """Switch this process to Celery mode, keeping the other settings."""
+    settings = get_settings().model_dump()
+    settings.update(mode="celery", **overrides)
+    if broker_url:
+        settings["broker_url"] = broker_url
+    configure(**settings)
+
+
+@contextmanager
+def reporting_unreachable() -> Iterator[None]:
+    """Turn "cannot reach the broker or the state store" into one line and exit 3."""
+    try:
+        yield
+    except (BrokerUnavailableError, OperationalError, redis.ConnectionError) as error:
+        click.echo(f"error: {error}", err=True)
+        raise SystemExit(EXIT_UNREACHABLE) from None
+    except ConfigurationError as error:
+        raise click.UsageError(str(error)) from None

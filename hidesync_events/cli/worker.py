@@ -1,0 +1,75 @@
+"""``hidesync-events worker``: run a Celery worker for some categories."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from hidesync_events.bus import global_event_bus
+from hidesync_events.categories import known_categories, queue_name
+from hidesync_events.cli.common import broker_option, use_celery
+from hidesync_events.transports import CeleryTransport
+
+
+@click.command()
+@click.option(
+    "-c",
+    "--category",
+    "categories",
+    multiple=True,
+    metavar="NAME",
+    help="A category whose queue to consume (repeatable); default: every category.",
+)
+@click.option(
+    "-m",
+    "--handlers",
+    "handler_modules",
+    multiple=True,
+    metavar="MODULE",
+    help="A module whose handlers to run (repeatable); "
+    "default: HIDESYNC_EVENTS_HANDLER_MODULES.",
+)
+@click.option("--concurrency", type=click.IntRange(min=1), help="Worker processes.")
+@click.option(
+    "--pool",
+    type=click.Choice(["prefork", "threads", "solo"]),
+    default="prefork",
+    show_default=True,
+)
+@broker_option
+@click.option(
+    "--loglevel", default="INFO", show_default=True, help="Celery's log level."
+)
+def worker(
+    categories: tuple[str, ...],
+    handler_modules: tuple[str, ...],
+    concurrency: int | None,
+    pool: str,
+    broker_url: str | None,
+    loglevel: str,
+) -> None:
+    """Run a Celery worker that handles events of the given categories."""
+    overrides = {"handler_modules": handler_modules} if handler_modules else {}
+    use_celery(broker_url, **overrides)
+
+    # Handler modules may declare application categories: import them before
+    # checking the names asked for.
+    transport = global_event_bus.transport
+    assert isinstance(transport, CeleryTransport)
+    for module in transport.runtime.settings.handler_modules:
+        importlib.import_module(module)
+
+    known = known_categories()
+    unknown = [name for name in categories if name not in known]
+    if unknown:
+        raise click.BadParameter(
+            f"unknown categories {', '.join(unknown)}; known: {', '.join(known)}",
+            param_hint="--category",
+        )
+
+    queues = ",".join(queue_name(name) for name in categories or known)
+    argv = ["worker", "-Q", queues, "--pool", pool, "--loglevel", loglevel]
+    if concurrency:
+        argv += ["--concurrency", str(concurrency)]
+    transport.app.worker_main(argv)
