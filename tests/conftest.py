@@ -1,0 +1,95 @@
+"""Fixtures shared by the suite.
+
+* Every test starts from the environment's settings and a global bus with no
+  subscriptions beyond those it makes (restored afterwards).
+* ``redis_server`` is a throwaway ``redis-server`` on a free loopback port, one per
+  session; tests needing a broker skip without the binary, and fail when ``CI`` is set.
+* ``worker_fleet`` starts real ``celery worker`` subprocesses against it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from hidesync_events import EventBus, global_event_bus, reset_settings
+from hidesync_events.redis_server import ThrowawayRedis, redis_server_binary
+from tests.support.fleet import WorkerFleet
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings_and_global_bus() -> Iterator[None]:
+    """Undo what a test did to the settings and to the global bus's subscriptions.
+
+    Subscriptions made by modules the test imported for the first time stay: those
+    modules will not run again to make them.
+    """
+    registry = global_event_bus.registry
+    kept = list(registry.subscriptions())
+    modules = set(sys.modules)
+    reset_settings()
+
+    yield
+
+    reset_settings()
+    global_event_bus.close()
+    imported = set(sys.modules) - modules
+    for subscription in list(registry.subscriptions()):
+        made_by_import = subscription.name.partition(":")[0] in imported
+        if subscription not in kept and not made_by_import:
+            registry.remove(subscription.event_type, subscription.handler)
+    present = list(registry.subscriptions())
+    for subscription in kept:
+        if subscription not in present:
+            registry.add(
+                subscription.event_type,
+                subscription.handler,
+                name=subscription.name,
+                retry=subscription.retry,
+            )
+
+
+@pytest.fixture
+def bus() -> Iterator[EventBus]:
+    """A fresh eager bus with its own in-memory stores."""
+    fresh = EventBus(mode="eager")
+    yield fresh
+    fresh.close()
+
+
+def _require_redis_server() -> None:
+    if redis_server_binary() is not None:
+        return
+
+    message = "redis-server is not installed; broker tests need it"
+    if os.environ.get("CI"):
+        pytest.fail(f"{message} (CI is set, so this is a failure)")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[ThrowawayRedis]:
+    """A throwaway redis-server for the whole session (stop/kill/restart allowed)."""
+    _require_redis_server()
+    with ThrowawayRedis() as server:
+        yield server
+
+
+@pytest.fixture
+def fresh_redis(redis_server: ThrowawayRedis) -> ThrowawayRedis:
+    """The session's redis-server, running and emptied."""
+    if not redis_server.running:
+        redis_server.start()
+    redis_server.client().flushall()
+    return redis_server
+
+
+@pytest.fixture
+def worker_fleet(fresh_redis: ThrowawayRedis) -> Iterator[WorkerFleet]:
+    """Starts ``celery worker`` subprocesses on demand; stops them after the test."""
+    fleet = WorkerFleet(fresh_redis.url)
+    yield fleet
+    fleet.stop()
