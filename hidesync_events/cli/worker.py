@@ -13,14 +13,7 @@ from hidesync_events.transports import CeleryTransport
 
 
 @click.command()
-@click.option(
-    "-c",
-    "--category",
-    "categories",
-    multiple=True,
-    metavar="NAME",
-    help="A category whose queue to consume (repeatable); default: every category.",
-)
+@click.argument("categories", nargs=-1, metavar="[CATEGORY]...")
 @click.option(
     "-m",
     "--handlers",
@@ -30,12 +23,22 @@ from hidesync_events.transports import CeleryTransport
     help="A module whose handlers to run (repeatable); "
     "default: HIDESYNC_EVENTS_HANDLER_MODULES.",
 )
-@click.option("--concurrency", type=click.IntRange(min=1), help="Worker processes.")
+@click.option(
+    "-c",
+    "--concurrency",
+    type=click.IntRange(min=1),
+    help="Worker processes or threads.",
+)
 @click.option(
     "--pool",
     type=click.Choice(["prefork", "threads", "solo"]),
     default="prefork",
     show_default=True,
+)
+@click.option(
+    "--task-events",
+    is_flag=True,
+    help="Send task events, for Flower and celery events.",
 )
 @broker_option
 @click.option(
@@ -46,10 +49,15 @@ def worker(
     handler_modules: tuple[str, ...],
     concurrency: int | None,
     pool: str,
+    task_events: bool,
     broker_url: str | None,
     loglevel: str,
 ) -> None:
-    """Run a Celery worker that handles events of the given categories."""
+    """Run a Celery worker for the queues of CATEGORY... (default: every category).
+
+    \b
+        hidesync-events worker tools workflows --concurrency 4
+    """
     overrides = {"handler_modules": handler_modules} if handler_modules else {}
     use_celery(broker_url, **overrides)
 
@@ -65,11 +73,13 @@ def worker(
     if unknown:
         raise click.BadParameter(
             f"unknown categories {', '.join(unknown)}; known: {', '.join(known)}",
-            param_hint="--category",
+            param_hint="CATEGORY",
         )
 
     queues = ",".join(queue_name(name) for name in categories or known)
     argv = ["worker", "-Q", queues, "--pool", pool, "--loglevel", loglevel]
     if concurrency:
         argv += ["--concurrency", str(concurrency)]
+    if task_events:
+        argv.append("--task-events")
     transport.app.worker_main(argv)
