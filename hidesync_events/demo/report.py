@@ -110,9 +110,9 @@ def _handlers_table(metrics: MetricsSnapshot) -> Table:
 
 
 def _short(handler: str) -> str:
-    # "workers.handlers.tools:ToolAvailability.returned" -> "tools:ToolAvailability.returned"
+    # "workers.handlers.tools:ToolAvailability.returned" -> "tools:returned"
     module, _, qualname = handler.partition(":")
-    return f"{module.rpartition('.')[2]}:{qualname}"
+    return f"{module.rpartition('.')[2]}:{qualname.rpartition('.')[2]}"
 
 
 def _ms(seconds: float) -> str:
