@@ -1,0 +1,121 @@
+"""The deployment files agree with the code: celeryconfig.py and docker-compose.yml."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+import yaml
+
+from hidesync_events import (
+    CATALOGUE_CATEGORIES,
+    configure,
+    known_categories,
+    queue_name,
+)
+from hidesync_events.celery_app import celery_config
+from hidesync_events.cli import main
+from hidesync_events.event import DEFAULT_CATEGORY
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return data
+
+
+def _our_services() -> dict[str, list[str]]:
+    services = _compose()["services"]
+    return {
+        name: service["command"]
+        for name, service in services.items()
+        if service.get("image", "").startswith("hidesync-events")
+    }
+
+
+def _categories_of(command: list[str]) -> list[str]:
+    # `hidesync-events worker [options] CATEGORY...`: the words that are not options.
+    return [word for word in command[2:] if not word.startswith("-")]
+
+
+class TestCeleryConfig:
+    def test_celeryconfig_only_reads_the_settings(self) -> None:
+        """celeryconfig.py holds exactly what celery_config() derives from the settings."""
+        configure(broker_url="redis://127.0.0.1:6390/3", visibility_timeout_s=7200)
+        module = importlib.reload(importlib.import_module("celeryconfig"))
+
+        expected = celery_config(configure(broker_url="redis://127.0.0.1:6390/3",
+                                           visibility_timeout_s=7200))  # fmt: skip
+        for key, value in expected.items():
+            if key == "task_queues":
+                assert [q.name for q in value] == [q.name for q in module.task_queues]
+            else:
+                assert value == getattr(module, key), key
+
+    def test_the_worker_contract_settings(self) -> None:
+        """JSON only, late acks, requeue on worker loss, prefetch 1, visibility timeout."""
+        config = celery_config(configure(visibility_timeout_s=5400))
+
+        assert config["accept_content"] == ["json"]
+        assert config["task_serializer"] == "json"
+        assert config["task_acks_late"] is True
+        assert config["task_reject_on_worker_lost"] is True
+        assert config["worker_prefetch_multiplier"] == 1
+        assert config["broker_transport_options"]["visibility_timeout"] == 5400
+
+    def test_queues_come_from_the_category_table(self) -> None:
+        """One queue per known category, named hidesync.events.<category>."""
+        queues = [q.name for q in celery_config(configure())["task_queues"]]
+
+        assert [f"hidesync.events.{c}" for c in known_categories()] == queues
+
+    def test_rabbitmq_publishes_with_confirms(self) -> None:
+        """With an AMQP broker, publish returns only once the broker confirmed."""
+        config = celery_config(
+            configure(broker_url="amqp://guest:guest@127.0.0.1:5672//")
+        )
+
+        assert config["broker_transport_options"]["confirm_publish"] is True
+
+
+class TestCompose:
+    @pytest.mark.parametrize("service", sorted(_our_services()))
+    def test_service_commands_exist(self, service: str) -> None:
+        """Every service running our image runs a real hidesync-events command."""
+        program, subcommand, *args = _our_services()[service]
+        assert program == "hidesync-events"
+
+        context = main.make_context(program, [subcommand, *args])
+        command = main.get_command(context, subcommand)
+        assert isinstance(command, click.Command)
+        command.make_context(subcommand, list(args), parent=context)
+
+    def test_worker_categories_are_known_and_all_consumed(self) -> None:
+        """Workers name categories from the table, and every category has a worker."""
+        named = [
+            category
+            for command in _our_services().values()
+            if command[1] == "worker"
+            for category in _categories_of(command)
+        ]
+
+        assert set(named) <= set(known_categories())
+        assert {*CATALOGUE_CATEGORIES, DEFAULT_CATEGORY} == set(named)
+        assert len(named) == len(set(named)), "a category is consumed by two groups"
+
+    def test_no_queue_name_is_written_by_hand(self) -> None:
+        """Queue names are derived, never spelled out in the compose file."""
+        text = (ROOT / "docker-compose.yml").read_text()
+
+        assert not [c for c in known_categories() if queue_name(c) in text]
+
+    def test_redis_keeps_messages(self) -> None:
+        """Redis runs with persistence and refuses writes rather than evicting."""
+        command = _compose()["services"]["redis"]["command"]
+
+        assert command[command.index("--appendonly") + 1] == "yes"
+        assert command[command.index("--maxmemory-policy") + 1] == "noeviction"
