@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from celery import current_task
 from pydantic import Field
 
 from hidesync_events import DomainEvent, RetryPolicy, current_envelope, global_event_bus
@@ -83,7 +84,11 @@ class CascadeFollowed(DomainEvent, category="conformance"):
 def record(handler: str, event: DomainEvent, **details: Any) -> None:
     """Append what ``handler`` saw to its list in the bus's store."""
     envelope = current_envelope()
+    task = current_task  # set on a worker, None in eager mode
+    request = task.request if task else None
     line = {
+        "worker": request.hostname if request else None,
+        "queue": (request.delivery_info or {}).get("routing_key") if request else None,
         "event_id": event.event_id,
         "token": getattr(event, "token", ""),
         "type": type(event).__name__,

@@ -1,0 +1,247 @@
+"""The ``hidesync-events`` command line, driven through click's test runner."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from hidesync_events import (
+    CATALOGUE,
+    ToolCreated,
+    WorkflowStartedEvent,
+    configure,
+    global_event_bus,
+)
+from hidesync_events.cli import main
+from hidesync_events.codec import encode
+from hidesync_events.redis_server import ThrowawayRedis, free_port
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def _line(event: ToolCreated | WorkflowStartedEvent) -> str:
+    return json.dumps(
+        {"type": type(event).__name__, "payload": event.model_dump(mode="json")}
+    )
+
+
+class TestPublish:
+    def test_bad_lines_are_reported_and_set_aside(
+        self, fresh_redis: ThrowawayRedis, tmp_path: Path
+    ) -> None:
+        """Bad lines are named by number and written aside; good lines are published."""
+        source = tmp_path / "day.jsonl"
+        bad = ["{not json", '{"type": "NoSuchEvent", "payload": {}}',
+               '{"type": "ToolCreated", "payload": {"tool_id": "seven"}}']  # fmt: skip
+        envelope = encode(WorkflowStartedEvent(execution_id=5), max_bytes=2**20)
+        source.write_text(
+            "\n".join(
+                [_line(ToolCreated(tool_id=1)), bad[0], bad[1], "", envelope, bad[2]]
+            )
+        )
+
+        result = run("publish", str(source), "--broker", fresh_redis.url)
+
+        assert result.exit_code == 1
+        assert "line 2: malformed" in result.output
+        assert "line 3: unknown_type" in result.output
+        assert "line 6: invalid_payload" in result.output
+        assert "tool_id" in result.output
+        assert bad == (tmp_path / "day.rejects.jsonl").read_text().splitlines()
+        redis = fresh_redis.client()
+        assert (
+            redis.llen("hidesync.events.tools"),
+            redis.llen("hidesync.events.execution"),
+        ) == (1, 1)
+
+    def test_a_clean_file_leaves_no_rejects(
+        self, fresh_redis: ThrowawayRedis, tmp_path: Path
+    ) -> None:
+        """All lines published: exit 0 and no rejects file."""
+        source = tmp_path / "tools.jsonl"
+        source.write_text("\n".join(_line(ToolCreated(tool_id=n)) for n in range(5)))
+
+        result = run("publish", str(source), "--broker", fresh_redis.url)
+
+        assert result.exit_code == 0
+        assert "published 5 events" in result.output
+        assert not (tmp_path / "tools.rejects.jsonl").exists()
+        assert fresh_redis.client().llen("hidesync.events.tools") == 5
+
+    def test_an_unreachable_broker_exits_3_and_says_where_to_resume(
+        self, tmp_path: Path
+    ) -> None:
+        """With no broker listening, publish stops with exit code 3 and a resume hint."""
+        source = tmp_path / "tools.jsonl"
+        source.write_text(_line(ToolCreated(tool_id=1)))
+
+        result = run(
+            "publish", str(source), "--broker", f"redis://127.0.0.1:{free_port()}/0"
+        )
+
+        assert result.exit_code == 3
+        assert "resume with --from-line 1" in result.output
+
+
+class TestDeadLetters:
+    @pytest.fixture
+    def letters(self, fresh_redis: ThrowawayRedis) -> list[str]:
+        configure(mode="celery", broker_url=fresh_redis.url)
+        store = global_event_bus.dead_letters
+        event = WorkflowStartedEvent(execution_id=11)
+        failed = store.record(
+            reason="handler_failed",
+            raw=encode(event, max_bytes=2**20),
+            error=ValueError("no leather"),
+            attempts=5,
+            event_type="WorkflowStartedEvent",
+            event_id=event.event_id,
+            handler="app.handlers:reserve",
+        )
+        malformed = store.record(reason="malformed", raw="{not json", error="not JSON")
+        return [failed.id, malformed.id]
+
+    def test_list_filters_and_prints_json(self, letters: list[str]) -> None:
+        """list --json prints one letter per line; filters narrow it."""
+        everything = run("dead-letters", "list", "--json", "--broker", _broker())
+        failed = run("dead-letters", "list", "--json", "--reason", "handler_failed",
+                     "--broker", _broker())  # fmt: skip
+
+        assert letters == [
+            json.loads(line)["id"] for line in everything.output.splitlines()
+        ]
+        [only] = failed.output.splitlines()
+        assert "ValueError" in json.loads(only)["error_type"]
+
+    def test_show_prints_the_letter_with_its_envelope(self, letters: list[str]) -> None:
+        """show prints every field, the envelope as JSON."""
+        result = run("dead-letters", "show", letters[0], "--broker", _broker())
+
+        shown = json.loads(result.output)
+        assert shown["envelope"]["type"] == "WorkflowStartedEvent"
+        assert shown["error"] == "no leather"
+
+    def test_show_of_an_unknown_id_fails(self, letters: list[str]) -> None:
+        """An unknown id is an error, exit code 1."""
+        result = CliRunner().invoke(
+            main, ["dead-letters", "show", "nope", "--broker", _broker()]
+        )
+
+        assert result.exit_code == 1
+        assert "no dead letter with id 'nope'" in result.output
+
+    def test_replay_sends_to_the_failed_handler_and_removes_the_letter(
+        self, letters: list[str], fresh_redis: ThrowawayRedis
+    ) -> None:
+        """replay --dry-run changes nothing; replay queues the event for one handler."""
+        dry = run(
+            "dead-letters", "replay", letters[0], "--dry-run", "--broker", _broker()
+        )
+        assert "would replay 1 of 1" in dry.output
+        assert global_event_bus.dead_letters.count() == 2
+
+        letter = global_event_bus.dead_letters.get(letters[0])
+        assert letter is not None
+        envelope = letter.envelope
+
+        result = run("dead-letters", "replay", letters[0], "--broker", _broker())
+
+        assert 0 == result.exit_code
+        [message] = fresh_redis.client().lrange("hidesync.events.execution", 0, -1)
+        args, kwargs, _ = json.loads(base64.b64decode(json.loads(message)["body"]))
+        assert {"handler": "app.handlers:reserve"} == kwargs
+        assert envelope == args[0]
+        assert [letters[1]] == [d.id for d in global_event_bus.dead_letters.list()]
+
+    def test_replay_of_an_undecodable_letter_fails(self, letters: list[str]) -> None:
+        """A letter that still cannot be decoded stays, and the exit code is 1."""
+        result = CliRunner().invoke(
+            main, ["dead-letters", "replay", letters[1], "--broker", _broker()]
+        )
+
+        assert result.exit_code == 1
+        assert global_event_bus.dead_letters.count() == 2
+
+    def test_purge_needs_ids_or_filters(self, letters: list[str]) -> None:
+        """purge with neither ids nor filters is a usage error, exit code 2."""
+        result = CliRunner().invoke(
+            main, ["dead-letters", "purge", "--broker", _broker()]
+        )
+
+        assert result.exit_code == 2
+
+    def test_purge_removes_what_the_filters_select(self, letters: list[str]) -> None:
+        """purge --reason removes those letters; --dry-run removes none."""
+        run(
+            "dead-letters",
+            "purge",
+            "--reason",
+            "malformed",
+            "--dry-run",
+            "--broker",
+            _broker(),
+        )
+        assert global_event_bus.dead_letters.count() == 2
+
+        result = run("dead-letters", "purge", "--reason", "malformed", "--yes",
+                     "--broker", _broker())  # fmt: skip
+
+        assert "removed 1 dead letters" in result.output
+        assert [letters[0]] == [d.id for d in global_event_bus.dead_letters.list()]
+
+
+class TestEvents:
+    def test_lists_the_catalogue_with_queues(self) -> None:
+        """events --json lists every catalogued event with its category and queue."""
+        rows = {row["event"]: row for row in json.loads(run("events", "--json").output)}
+
+        for cls in CATALOGUE:
+            category = cls.__event_meta__.category
+            assert (category, f"hidesync.events.{category}") == (
+                rows[cls.__name__]["category"],
+                rows[cls.__name__]["queue"],
+            )
+
+    def test_prints_json_schemas(self) -> None:
+        """events --json-schema prints a JSON Schema per event."""
+        schemas = json.loads(run("events", "--json-schema").output)
+
+        assert "tool_id" in schemas["ToolCheckedOut"]["properties"]
+
+
+class TestWorker:
+    def test_an_unknown_category_is_a_usage_error(self) -> None:
+        """worker refuses a category the table does not know, listing the known ones."""
+        result = CliRunner().invoke(main, ["worker", "tolls", "--broker", "memory://"])
+
+        assert result.exit_code == 2
+        assert "unknown categories tolls" in result.output
+        assert "tools" in result.output
+
+
+class TestDemo:
+    def test_runs_on_the_in_memory_transport_without_redis(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """With no redis-server installed the demo runs in process and reports."""
+        monkeypatch.setattr(
+            "hidesync_events.demo.fleet.redis_server_binary", lambda: None
+        )
+        source = tmp_path / "small.jsonl"
+        source.write_text("\n".join(_line(ToolCreated(tool_id=n)) for n in range(20)))
+
+        result = run("demo", "--events", str(source), "--timeout", "60")
+
+        assert result.exit_code == 0, result.output
+        assert "in-memory transport" in result.output
+        assert "events published" in result.output
+
+
+def _broker() -> str:
+    return global_event_bus.settings.broker_url

@@ -1,0 +1,117 @@
+"""The Celery path end to end: a real redis-server, real ``celery worker`` processes."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+from click.testing import CliRunner
+
+from hidesync_events import CATALOGUE, configure, global_event_bus, queue_name
+from hidesync_events.cli import main
+from hidesync_events.metrics import Metrics
+from hidesync_events.recorded import recorded_workshop_day
+from hidesync_events.redis_server import ThrowawayRedis
+from tests.support import conformance as c
+from tests.support.fleet import WorkerFleet
+from tests.support.harness import Harness
+
+
+class TestRouting:
+    def test_every_event_lands_on_its_category_queue(
+        self, fresh_redis: ThrowawayRedis
+    ) -> None:
+        """With no worker running, each published event waits in its category's queue."""
+        configure(mode="celery", broker_url=fresh_redis.url)
+
+        for event_type in CATALOGUE:
+            global_event_bus.publish(event_type())
+
+        redis = fresh_redis.client()
+        expected = Counter(queue_name(cls.__event_meta__.category) for cls in CATALOGUE)
+        assert expected == {queue: redis.llen(queue) for queue in expected}
+
+    def test_workers_consume_only_their_categories(
+        self, worker_fleet: WorkerFleet
+    ) -> None:
+        """Two workers on different categories each handle the events of theirs."""
+        # Given one worker for the tools queue and one for the conformance queue
+        worker_fleet.start("tools", categories=("tools",))
+        worker_fleet.start("rest", categories=("conformance",))
+        configure(mode="celery", broker_url=worker_fleet.broker_url)
+        harness = Harness("celery")
+        token = harness.token()
+
+        # When an event of each category is published
+        harness.publish(c.PingOfTools(token=token))
+        harness.publish(c.Ping(token=token))
+
+        # Then each ran once, on the worker consuming its queue
+        seen = {
+            line["type"]: line for line in harness.records("on_ping", token, count=2)
+        }
+        assert seen["PingOfTools"]["worker"].startswith("tools@")
+        assert seen["PingOfTools"]["queue"] == "hidesync.events.tools"
+        assert seen["Ping"]["worker"].startswith("rest@")
+        assert seen["Ping"]["queue"] == "hidesync.events.conformance"
+        assert len(harness.records("on_ping", token, count=2)) == 2
+
+
+@pytest.mark.timeout(300)
+class TestRecordedDay:
+    def test_the_day_replays_through_two_workers(
+        self, worker_fleet: WorkerFleet
+    ) -> None:
+        """Every event of the recorded day is handled once, and the reference handlers
+        end the day with every execution closed, every reservation released and every
+        tool returned."""
+        # Given two workers with the reference handlers, one per half of the categories
+        front = ("core", "tools", "workflows", "execution")
+        back = ("steps", "resources", "import_export", "analytics")
+        for name, categories in (("front", front), ("back", back)):
+            worker_fleet.start(
+                name,
+                categories=categories,
+                handler_modules=("workers.handlers",),
+                concurrency=2,
+            )
+        day = recorded_workshop_day()
+        lines = [json.loads(line) for line in day.read_text().splitlines()]
+
+        # When the recorded day is published from the command line
+        result = CliRunner().invoke(
+            main, ["publish", str(day), "--broker", worker_fleet.broker_url]
+        )
+        assert result.exit_code == 0, result.output
+
+        # Then the fleet handles all of it
+        from workers import handlers
+
+        harness = Harness("celery", timeout_s=240)
+        harness.wait(
+            lambda: handlers.audit.report(latest=0).recorded,
+            lambda recorded: recorded >= len(lines),
+            f"the audit trail to record {len(lines)} events",
+        )
+        by_type = Counter(line["type"] for line in lines)
+        assert by_type == handlers.audit.report(latest=0).by_type
+
+        analytics = handlers.analytics.report()
+        started = by_type["WorkflowStartedEvent"]
+        assert (started, started) == (
+            analytics.started,
+            analytics.completed + analytics.cancelled,
+        )
+        resources = handlers.resources.report()
+        assert resources.open_reservations == {}
+        assert len(resources.shortages) == by_type["WorkflowResourceUnavailableEvent"]
+        tools = handlers.tools.report()
+        assert (tools.checked_out, tools.in_maintenance) == ({}, [])
+        assert global_event_bus.dead_letters.count() == 0
+
+        runtime = global_event_bus.runtime
+        worker_fleet.stop()  # warm shutdown flushes each process's metrics
+        totals = Metrics.load(runtime.kv, runtime.settings.key_prefix)
+        assert len(lines) == totals.total("delivered")
+        assert totals.total("handler_errors") == 0
