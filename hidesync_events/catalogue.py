@@ -21,8 +21,13 @@ from hidesync_events.event import DomainEvent
 
 
 def _parse_iso_date(value: Any) -> Any:
-    if not isinstance(value, str):
+    if value is None or isinstance(value, dt.date):  # datetime is a date too
         return value
+
+    if not isinstance(value, str):
+        raise ValueError(
+            f"expected ISO text, a date or a datetime, got {type(value).__name__} {value!r}"
+        )
 
     if value == "":
         return None

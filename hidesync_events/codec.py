@@ -18,11 +18,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import (
     BaseModel,
     ConfigDict,
+    StrictInt,
+    StrictStr,
     ValidationError,
     create_model,
     model_validator,
@@ -37,6 +39,7 @@ from hidesync_events.errors import (
     PayloadValidationError,
     UnknownEventError,
     UnknownEventTypeError,
+    truncate,
 )
 from hidesync_events.event import DomainEvent, event_type_named
 
@@ -143,6 +146,9 @@ def decode(raw: str | bytes, *, max_bytes: int) -> Envelope:
     except ValidationError as error:
         raise _invalid(name, error, raw) from None
 
+    if envelope.envelope_version != ENVELOPE_VERSION:
+        raise _malformed(raw)
+
     _check_schema_version(event_cls, envelope.schema_version, raw)
     return Envelope(
         event=envelope.payload,
@@ -216,16 +222,18 @@ class _TypeOnly(BaseModel):
 class _EnvelopeFields(BaseModel):
     """The envelope around a payload; subclassed per event class with ``payload: cls``."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Unknown header keys are ignored (a later minor release may add some); known
+    # ones must have their JSON type exactly: "1" is not a schema version.
+    model_config = ConfigDict(extra="ignore")
 
-    envelope_version: Literal[1]
-    type: str
-    schema_version: int
-    category: str
-    event_id: str
-    timestamp: str
-    correlation_id: str
-    causation_id: str | None
+    envelope_version: StrictInt
+    type: StrictStr
+    schema_version: StrictInt
+    category: StrictStr
+    event_id: StrictStr
+    timestamp: StrictStr
+    correlation_id: StrictStr
+    causation_id: StrictStr | None
 
     @model_validator(mode="before")
     @classmethod
@@ -289,19 +297,15 @@ def _malformed(raw: str | bytes) -> MalformedEnvelopeError:
 def _invalid(
     name: str, error: ValidationError, raw: str | bytes, *, nested: bool = True
 ) -> CodecError:
-    problems = error.errors(include_url=False)
-    in_payload = [p for p in problems if not nested or p["loc"][:1] == ("payload",)]
-    if nested and len(in_payload) < len(problems):
-        return (
-            _malformed(raw)
-            if _header_broken(raw)
-            else MalformedEnvelopeError(f"envelope header is invalid: {error}", raw=raw)
-        )
+    # A broken header is the envelope's fault, whatever else pydantic found.
+    if nested and _header_broken(raw):
+        return _malformed(raw)
 
+    skip = 1 if nested else 0  # drop the leading "payload" from each location
     details = "; ".join(
-        f"{'.'.join(str(part) for part in p['loc'][1 if nested else 0 :]) or '(payload)'}: "
-        f"{p['msg']} (got {p['input']!r})"
-        for p in in_payload
+        f"{'.'.join(str(part) for part in problem['loc'][skip:]) or '(payload)'}: "
+        f"{problem['msg']} (got {truncate(repr(problem['input']), 80)})"
+        for problem in error.errors(include_url=False)
     )
     return PayloadValidationError(f"payload is not a valid {name}: {details}", raw=raw)
 
