@@ -26,8 +26,8 @@ from hidesync_events.cli.worker import worker
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--log-level",
-    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
-    default="WARNING",
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    default="warning",
     show_default=True,
     envvar="HIDESYNC_EVENTS_LOG_LEVEL",
     help="Level of the hidesync.events loggers.",

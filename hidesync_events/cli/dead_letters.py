@@ -121,11 +121,7 @@ def list_letters(
 def show(letter_id: str, broker_url: str | None) -> None:
     """Show one dead letter in full, envelope and traceback included."""
     with reporting_unreachable():
-        use_celery(broker_url)
-        letter = global_event_bus.dead_letters.get(letter_id)
-
-    if letter is None:
-        raise click.ClickException(f"no dead letter with id {letter_id!r}")
+        [letter] = _by_ids((letter_id,), _select(broker_url))
 
     data = asdict(letter)
     data["first_failed_at"] = letter.first_failed_at.isoformat()
@@ -201,15 +197,22 @@ def _chosen(
         raise click.UsageError("give dead letter ids or at least one filter")
 
     letters = _select(broker_url, **filters)
-    if letter_ids:
-        wanted = set(letter_ids)
-        letters = [letter for letter in letters if letter.id in wanted]
-        missing = wanted - {letter.id for letter in letters}
-        if missing:
+    return _by_ids(letter_ids, letters) if letter_ids else letters
+
+
+def _by_ids(letter_ids: tuple[str, ...], letters: list[DeadLetter]) -> list[DeadLetter]:
+    # An id may be shortened to any prefix that names one letter, as in git.
+    chosen = []
+    for wanted in letter_ids:
+        matches = [letter for letter in letters if letter.id.startswith(wanted)]
+        if not matches:
+            raise click.ClickException(f"no dead letter with id {wanted!r}")
+        if len(matches) > 1:
             raise click.ClickException(
-                f"no dead letters with ids: {', '.join(sorted(missing))}"
+                f"{wanted!r} is the start of {len(matches)} dead letter ids; give more of it"
             )
-    return letters
+        chosen.append(matches[0])
+    return chosen
 
 
 def _replay_one(letter: DeadLetter, dry_run: bool) -> bool:

@@ -46,7 +46,9 @@ def events(handler_modules: tuple[str, ...], as_json: bool, json_schema: bool) -
         click.echo(json.dumps(rows, indent=2))
         return
 
-    table = Table("event", "category", "queue", "fields", "handlers")
+    table = Table()
+    for column in ("event", "category", "queue", "fields", "handlers"):
+        table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(
             str(row["event"]),

@@ -75,6 +75,11 @@ def run_demo(
         from hidesync_events.demo.results import reference_results
 
         render(console, figures, reference_results())
+        if broker_url:
+            console.print(
+                "The reference handlers' figures are your fleet's totals, earlier runs "
+                "included; the figures above them count this run only."
+            )
 
     return figures
 

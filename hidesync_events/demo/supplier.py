@@ -3,11 +3,14 @@
 When an execution reserves a material, HideSync would place an order with the
 material's supplier over an unreliable API. This handler stands in for that call: about
 4% of orders fail twice with a timeout before they go through (retried), and about 1%
-are refused for good (dead-lettered). Which orders fail follows from the event id, and
-the attempts are counted in the bus's store, so every worker process agrees.
+are refused for good (dead-lettered). Which orders fail follows from the execution and
+the material, so every run of the recorded day fails the same orders; the attempts are
+counted in the bus's store, so every worker process agrees.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 from hidesync_events import (
     RetryPolicy,
@@ -33,7 +36,8 @@ def order_material(event: WorkflowResourceReservedEvent) -> None:
     if event.resource_type != "material":
         return
 
-    bucket = int(event.event_id[:8], 16) % 100
+    order = f"{event.execution_id}:{event.resource_id}".encode()
+    bucket = int.from_bytes(hashlib.sha256(order).digest()[:4], "big") % 100
     if bucket == 99:
         raise OrderRefused(f"supplier refused {event.resource_name!r}: discontinued")
 
