@@ -56,7 +56,6 @@ from hidesync_events.categories import (
     queue_name,
 )
 from hidesync_events.dead_letters import DeadLetter, DeadLetterStore, Reason
-from hidesync_events.delivery import current_envelope
 from hidesync_events.errors import (
     BrokerUnavailableError,
     CodecError,
@@ -81,6 +80,7 @@ from hidesync_events.event import (
     registered_event_types,
     wire_name,
 )
+from hidesync_events.handling import current_envelope, effects
 from hidesync_events.lifespan import setup_event_handlers
 from hidesync_events.metrics import MetricsSnapshot
 from hidesync_events.retry import RetryLater, RetryPolicy
@@ -158,6 +158,7 @@ __all__ = [
     "category_of",
     "configure",
     "current_envelope",
+    "effects",
     "event_type_named",
     "get_settings",
     "global_event_bus",

@@ -22,39 +22,35 @@ from enum import StrEnum
 from typing import Any
 
 from hidesync_events.codec import Envelope, decode, peek_header
+from hidesync_events.completions import Claim
 from hidesync_events.dead_letters import DeadLetter, Reason
 from hidesync_events.errors import CodecError
+from hidesync_events.event import new_event_id
+from hidesync_events.handling import HandlerScope, current_envelope, handling
 from hidesync_events.runtime import Runtime
 from hidesync_events.subscriptions import HandlerRegistry, Subscription
 
 logger = logging.getLogger("hidesync.events.delivery")
 
-_handling: contextvars.ContextVar[Envelope | None] = contextvars.ContextVar(
-    "hidesync_events_handling", default=None
-)
+#: How much longer than the handler time limit a claim is held.
+CLAIM_GRACE_S = 30.0
 
-
-def current_envelope() -> Envelope | None:
-    """The envelope whose handler is running in this context, if any.
-
-    Events published while a handler runs take its correlation id, and its event id
-    as their causation id.
-    """
-    return _handling.get()
+__all__ = ["Delivery", "Outcome", "Status", "current_envelope"]
 
 
 class Status(StrEnum):
     """How one attempt of one handler ended."""
 
     DONE = "done"
-    SKIPPED = "skipped"
-    RETRY = "retry"
-    DEAD = "dead"
+    SKIPPED = "skipped"  # completed before: a duplicate delivery
+    BUSY = "busy"  # another delivery runs it now: look again after ``delay_s``
+    RETRY = "retry"  # failed: run again after ``delay_s``
+    DEAD = "dead"  # failed for good: kept as a dead letter
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """The result of one attempt; ``delay_s`` is set when ``status`` is RETRY."""
+    """The result of one attempt; ``delay_s`` is set for BUSY and RETRY."""
 
     handler: str
     status: Status
@@ -66,11 +62,17 @@ class Outcome:
 class Delivery:
     """Runs envelopes through the handlers of a registry, with a runtime's stores."""
 
-    def __init__(self, registry: HandlerRegistry, runtime: Runtime) -> None:
+    def __init__(
+        self, registry: HandlerRegistry, runtime: Runtime, *, retries_wait: bool = True
+    ) -> None:
+        """``retries_wait=False`` (eager mode) runs retries at once, without a delay."""
         self.registry = registry
         self.runtime = runtime
+        self._retries_wait = retries_wait
         self._max_bytes = runtime.settings.max_envelope_bytes
         self._slow_s = runtime.settings.slow_handler_s
+        # A claim outlives the longest a handler may run, then lapses.
+        self._claim_ttl_s = runtime.settings.handler_time_limit_s + CLAIM_GRACE_S
 
     # -- decode -------------------------------------------------------------------------
 
@@ -150,30 +152,36 @@ class Delivery:
         envelope: Envelope,
         attempt: int = 1,
         first_failed_at: datetime | None = None,
+        *,
+        owner: str | None = None,
     ) -> Outcome:
-        """Run one handler from synchronous code; async handlers run on the process loop."""
-        if self._already_done(subscription, envelope):
-            return Outcome(subscription.name, Status.SKIPPED, attempt)
+        """Run one handler from synchronous code; async handlers run on the process loop.
 
-        token = _handling.set(envelope)
+        ``owner`` identifies this delivery in the handler's claim: a message delivered
+        again after its process died passes the same owner and takes its claim over.
+        """
+        skipped = self._claim(subscription, envelope, attempt, owner)
+        if skipped is not None:
+            return skipped
+
         started = time.perf_counter()
         try:
-            result = subscription.handler(envelope.event)
-            if inspect.isawaitable(result):
-                self.runtime.loop.run(
-                    _awaited(result), context=contextvars.copy_context()
-                )
+            with handling(envelope, self.runtime.kv) as scope:
+                result = subscription.handler(envelope.event)
+                if inspect.isawaitable(result):
+                    self.runtime.loop.run(
+                        _awaited(result),
+                        context=contextvars.copy_context(),
+                        timeout_s=self.runtime.settings.handler_time_limit_s,
+                    )
         except Exception as error:
             elapsed = time.perf_counter() - started
             return self._failed(
                 subscription, envelope, attempt, error, elapsed, first_failed_at
             )
-        finally:
-            _handling.reset(token)
 
-        return self._succeeded(
-            subscription, envelope, attempt, time.perf_counter() - started
-        )
+        elapsed = time.perf_counter() - started
+        return self._succeeded(subscription, envelope, attempt, elapsed, scope)
 
     async def run_async(
         self,
@@ -183,44 +191,67 @@ class Delivery:
         first_failed_at: datetime | None = None,
     ) -> Outcome:
         """Run one handler from a coroutine; sync handlers run in a worker thread."""
-        if self._already_done(subscription, envelope):
-            return Outcome(subscription.name, Status.SKIPPED, attempt)
+        skipped = self._claim(subscription, envelope, attempt, None)
+        if skipped is not None:
+            return skipped
 
-        token = _handling.set(envelope)
         started = time.perf_counter()
         try:
-            if subscription.is_async:
-                await subscription.handler(envelope.event)
-            else:
-                result = await asyncio.to_thread(subscription.handler, envelope.event)
-                if inspect.isawaitable(result):
-                    await result
+            with handling(envelope, self.runtime.kv) as scope:
+                if subscription.is_async:
+                    await subscription.handler(envelope.event)
+                else:
+                    result = await asyncio.to_thread(
+                        subscription.handler, envelope.event
+                    )
+                    if inspect.isawaitable(result):
+                        await result
         except Exception as error:
             elapsed = time.perf_counter() - started
             return self._failed(
                 subscription, envelope, attempt, error, elapsed, first_failed_at
             )
-        finally:
-            _handling.reset(token)
 
-        return self._succeeded(
-            subscription, envelope, attempt, time.perf_counter() - started
-        )
+        elapsed = time.perf_counter() - started
+        return self._succeeded(subscription, envelope, attempt, elapsed, scope)
 
     # -- settle -------------------------------------------------------------------------
 
-    def _already_done(self, subscription: Subscription, envelope: Envelope) -> bool:
-        if not self.runtime.completions.is_done(envelope.event_id, subscription.name):
-            return False
+    def _claim(
+        self,
+        subscription: Subscription,
+        envelope: Envelope,
+        attempt: int,
+        owner: str | None,
+    ) -> Outcome | None:
+        # None: this delivery runs the handler. Otherwise, why it does not.
+        claim, busy_for_s = self.runtime.completions.claim(
+            envelope.event_id,
+            subscription.name,
+            owner=owner or new_event_id(),
+            ttl_s=self._claim_ttl_s,
+        )
+        if claim is Claim.CLAIMED:
+            return None
 
-        self.runtime.metrics.count("duplicates", subscription.name)
+        if claim is Claim.DONE:
+            self.runtime.metrics.count("duplicates", subscription.name)
+            logger.debug(
+                "skipped %s for %s %s: already done",
+                subscription.name,
+                envelope.event_type,
+                envelope.event_id,
+            )
+            return Outcome(subscription.name, Status.SKIPPED, attempt)
+
         logger.debug(
-            "skipped %s for %s %s: already done",
+            "%s for %s %s is running elsewhere; looking again in %.1fs",
             subscription.name,
             envelope.event_type,
             envelope.event_id,
+            busy_for_s,
         )
-        return True
+        return Outcome(subscription.name, Status.BUSY, attempt, busy_for_s)
 
     def _succeeded(
         self,
@@ -228,8 +259,11 @@ class Delivery:
         envelope: Envelope,
         attempt: int,
         elapsed_s: float,
+        scope: HandlerScope,
     ) -> Outcome:
-        self.runtime.completions.mark_done(envelope.event_id, subscription.name)
+        completions = self.runtime.completions
+        batch = scope.batch or completions.batch()
+        completions.complete(envelope.event_id, subscription.name, batch)
         self.runtime.metrics.handler_finished(
             subscription.name, envelope.event_type, elapsed_s, failed=False
         )
@@ -254,6 +288,7 @@ class Delivery:
         first_failed_at: datetime | None,
     ) -> Outcome:
         runtime = self.runtime
+        runtime.completions.release(envelope.event_id, subscription.name)
         runtime.metrics.handler_finished(
             subscription.name, envelope.event_type, elapsed_s, failed=True
         )
@@ -271,7 +306,7 @@ class Delivery:
         )
 
         if policy.should_retry(error, attempt):
-            delay_s = policy.delay_s(attempt, error)
+            delay_s = policy.delay_s(attempt, error) if self._retries_wait else 0.0
             runtime.metrics.count("retries", subscription.name)
             logger.info(
                 "retry %d of %s for %s %s in %.2fs",

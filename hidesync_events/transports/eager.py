@@ -29,7 +29,7 @@ class EagerTransport:
     """
 
     def __init__(self, registry: HandlerRegistry, runtime: Runtime) -> None:
-        self.delivery = Delivery(registry, runtime)
+        self.delivery = Delivery(registry, runtime, retries_wait=False)
         self._tasks: set[asyncio.Task[Outcome]] = set()
 
     @property

@@ -7,8 +7,11 @@
 * :mod:`~workers.handlers.audit`: an audit trail of every event.
 
 Their state lives in the bus's key-value store: Redis in Celery mode (shared by every
-worker), memory in eager mode. Every update is commutative (counters, per-id records),
-so events of one category handled by several workers in any order give the same state.
+worker), memory in eager mode. Every update is queued on
+:func:`~hidesync_events.effects`, applied atomically with the record that the handler
+completed, so it happens once per event even when a message is delivered twice. Every
+update is also commutative (counters, per-id records), so events of one category
+handled by several workers in any order give the same state.
 """
 
 from hidesync_events import global_event_bus

@@ -9,6 +9,7 @@ from hidesync_events import (
     WorkflowCompletedEvent,
     WorkflowStartedEvent,
     WorkflowStepCompletedEvent,
+    effects,
 )
 from workers.handlers.base import ReferenceHandlers
 
@@ -45,27 +46,25 @@ class WorkflowAnalytics(ReferenceHandlers):
         self.bus.subscribe(WorkflowStepCompletedEvent, self.step_completed)
 
     def execution_started(self, event: WorkflowStartedEvent) -> None:
-        self.kv.hincrby(self.key("executions"), "started")
+        effects().hincrby(self.key("executions"), "started")
 
     def execution_completed(self, event: WorkflowCompletedEvent) -> None:
-        batch = self.kv.batch().hincrby(self.key("executions"), "completed")
+        batch = effects().hincrby(self.key("executions"), "completed")
         if event.total_duration is not None:
             batch.hincrbyfloat(
                 self.key("executions"), "completed_minutes", event.total_duration
             )
-        batch.execute()
 
     def execution_cancelled(self, event: WorkflowCancelledEvent) -> None:
-        self.kv.hincrby(self.key("executions"), "cancelled")
+        effects().hincrby(self.key("executions"), "cancelled")
 
     def step_completed(self, event: WorkflowStepCompletedEvent) -> None:
         step_type = event.step_type or "unspecified"
-        batch = self.kv.batch().hincrby(self.key("step_count"), step_type)
+        batch = effects().hincrby(self.key("step_count"), step_type)
         if event.actual_duration is not None:
             batch.hincrbyfloat(
                 self.key("step_minutes"), step_type, event.actual_duration
             )
-        batch.execute()
 
     def report(self) -> AnalyticsReport:
         executions = self.kv.hgetall(self.key("executions"))

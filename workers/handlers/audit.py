@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from hidesync_events import DomainEvent, EventBus, current_envelope, wire_name
+from hidesync_events import DomainEvent, EventBus, current_envelope, effects, wire_name
 from workers.handlers.base import ReferenceHandlers
 
 #: How many audit lines are kept; older ones are trimmed.
@@ -40,9 +40,9 @@ class AuditTrail(ReferenceHandlers):
             "user_id": getattr(event, "user_id", None),
             "correlation_id": envelope.correlation_id if envelope else None,
         }
-        self.kv.batch().rpush(self.key("trail"), json.dumps(line)).ltrim(
+        effects().rpush(self.key("trail"), json.dumps(line)).ltrim(
             self.key("trail"), -self.capacity, -1
-        ).hincrby(self.key("by_type"), wire_name(event)).execute()
+        ).hincrby(self.key("by_type"), wire_name(event))
 
     def report(self, latest: int = 5) -> AuditReport:
         by_type = {k: int(v) for k, v in self.kv.hgetall(self.key("by_type")).items()}

@@ -10,6 +10,7 @@ from hidesync_events import (
     WorkflowResourceReleasedEvent,
     WorkflowResourceReservedEvent,
     WorkflowResourceUnavailableEvent,
+    effects,
 )
 from workers.handlers.base import ReferenceHandlers
 
@@ -42,14 +43,14 @@ class ResourceTracking(ReferenceHandlers):
         self.bus.subscribe(WorkflowResourceUnavailableEvent, self.unavailable)
 
     def reserved(self, event: WorkflowResourceReservedEvent) -> None:
-        self.kv.batch().hincrbyfloat(
+        effects().hincrbyfloat(
             self.key("net"), _reservation(event), event.quantity or _UNIT
-        ).hincrby(self.key("totals"), "reserved").execute()
+        ).hincrby(self.key("totals"), "reserved")
 
     def released(self, event: WorkflowResourceReleasedEvent) -> None:
-        self.kv.batch().hincrbyfloat(
+        effects().hincrbyfloat(
             self.key("net"), _reservation(event), -(event.quantity or _UNIT)
-        ).hincrby(self.key("totals"), "released").execute()
+        ).hincrby(self.key("totals"), "released")
 
     def unavailable(self, event: WorkflowResourceUnavailableEvent) -> None:
         alert = {
@@ -60,7 +61,7 @@ class ResourceTracking(ReferenceHandlers):
             "required": event.required_quantity,
             "available": event.available_quantity,
         }
-        self.kv.hset(self.key("shortages"), {event.event_id: json.dumps(alert)})
+        effects().hset(self.key("shortages"), {event.event_id: json.dumps(alert)})
         logger.warning(
             "shortage: execution %s needs %s of %s, %s available",
             event.execution_id,

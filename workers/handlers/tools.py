@@ -9,6 +9,7 @@ from hidesync_events import (
     ToolMaintenanceCompleted,
     ToolMaintenanceScheduled,
     ToolReturned,
+    effects,
 )
 from workers.handlers.base import ReferenceHandlers
 
@@ -37,21 +38,20 @@ class ToolAvailability(ReferenceHandlers):
 
     def checked_out(self, event: ToolCheckedOut) -> None:
         record = f"{event.tool_id}|{event.checked_out_by}"
-        self.kv.hset(self.key("checkouts"), {str(event.checkout_id): record})
+        effects().hset(self.key("checkouts"), {str(event.checkout_id): record})
 
     def returned(self, event: ToolReturned) -> None:
-        batch = self.kv.batch().hset(self.key("returns"), {str(event.checkout_id): "1"})
+        batch = effects().hset(self.key("returns"), {str(event.checkout_id): "1"})
         if event.has_issues:
             batch.hincrby(self.key("totals"), "returned_with_issues")
-        batch.execute()
 
     def maintenance_scheduled(self, event: ToolMaintenanceScheduled) -> None:
-        self.kv.hset(
+        effects().hset(
             self.key("maintenance"), {str(event.maintenance_id): str(event.tool_id)}
         )
 
     def maintenance_completed(self, event: ToolMaintenanceCompleted) -> None:
-        self.kv.hset(self.key("maintenance_done"), {str(event.maintenance_id): "1"})
+        effects().hset(self.key("maintenance_done"), {str(event.maintenance_id): "1"})
 
     def report(self) -> ToolReport:
         checkouts = self.kv.hgetall(self.key("checkouts"))

@@ -1,212 +1,13 @@
-"""The small key-value interface that dead letters, completions, metrics and the
-reference handlers keep their state behind.
-
-Two implementations: :class:`RedisKeyValue` (Celery mode; every worker of a fleet sees
-the same state) and :class:`MemoryKeyValue` (eager mode and tests; one process). The
-interface is a subset of Redis commands with the same meaning, so each store is written
-once and tested against both.
-"""
+"""The in-memory implementation of :class:`~hidesync_events.keyvalue.KeyValue`."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any, Protocol, Self, cast
+from typing import Any, Self
 
-import redis
-
-Value = str | int | float
-
-
-class KeyValueBatch(Protocol):
-    """Writes queued and applied together, atomically, by :meth:`execute`."""
-
-    def set(self, name: str, value: Value, *, ex_s: int | None = None) -> Self: ...
-    def delete(self, *names: str) -> Self: ...
-    def expire(self, name: str, seconds: int) -> Self: ...
-    def hset(self, name: str, mapping: Mapping[str, Value]) -> Self: ...
-    def hdel(self, name: str, *fields: str) -> Self: ...
-    def hincrby(self, name: str, field: str, amount: int = 1) -> Self: ...
-    def hincrbyfloat(self, name: str, field: str, amount: float) -> Self: ...
-    def rpush(self, name: str, *values: Value) -> Self: ...
-    def ltrim(self, name: str, start: int, end: int) -> Self: ...
-    def zadd(self, name: str, mapping: Mapping[str, float]) -> Self: ...
-    def zrem(self, name: str, *members: str) -> Self: ...
-    def execute(self) -> list[Any]: ...
-
-
-class KeyValue(Protocol):
-    """Reads, single writes, and :meth:`batch` for atomic groups of writes."""
-
-    def get(self, name: str) -> str | None: ...
-    def set(
-        self, name: str, value: Value, *, ex_s: int | None = None, nx: bool = False
-    ) -> bool: ...
-    def delete(self, *names: str) -> int: ...
-    def exists(self, name: str) -> bool: ...
-    def expire(self, name: str, seconds: int) -> bool: ...
-    def hget(self, name: str, field: str) -> str | None: ...
-    def hmget(self, name: str, fields: list[str]) -> list[str | None]: ...
-    def hgetall(self, name: str) -> dict[str, str]: ...
-    def hset(self, name: str, mapping: Mapping[str, Value]) -> None: ...
-    def hdel(self, name: str, *fields: str) -> int: ...
-    def hincrby(self, name: str, field: str, amount: int = 1) -> int: ...
-    def hincrbyfloat(self, name: str, field: str, amount: float) -> float: ...
-    def hlen(self, name: str) -> int: ...
-    def rpush(self, name: str, *values: Value) -> int: ...
-    def lrange(self, name: str, start: int, end: int) -> list[str]: ...
-    def llen(self, name: str) -> int: ...
-    def zadd(self, name: str, mapping: Mapping[str, float]) -> None: ...
-    def zrange(self, name: str, start: int, end: int) -> list[str]: ...
-    def zrem(self, name: str, *members: str) -> int: ...
-    def zcard(self, name: str) -> int: ...
-    def batch(self) -> KeyValueBatch: ...
-    def ping(self) -> bool: ...
-
-
-def open_keyvalue(url: str) -> KeyValue:
-    """Return the store at ``url``: ``memory://`` or a ``redis://`` URL."""
-    if url.startswith("memory://"):
-        return MemoryKeyValue()
-
-    return RedisKeyValue(redis.Redis.from_url(url, decode_responses=True))
-
-
-# -- Redis ---------------------------------------------------------------------------------
-
-
-class RedisKeyValue:
-    """:class:`KeyValue` on a redis-py client created with ``decode_responses=True``."""
-
-    def __init__(self, client: redis.Redis) -> None:
-        self.client = client
-
-    def get(self, name: str) -> str | None:
-        return cast(str | None, self.client.get(name))
-
-    def set(
-        self, name: str, value: Value, *, ex_s: int | None = None, nx: bool = False
-    ) -> bool:
-        return bool(self.client.set(name, value, ex=ex_s, nx=nx))
-
-    def delete(self, *names: str) -> int:
-        return self.client.delete(*names) if names else 0
-
-    def exists(self, name: str) -> bool:
-        return bool(self.client.exists(name))
-
-    def expire(self, name: str, seconds: int) -> bool:
-        return bool(self.client.expire(name, seconds))
-
-    def hget(self, name: str, field: str) -> str | None:
-        return cast(str | None, self.client.hget(name, field))
-
-    def hmget(self, name: str, fields: list[str]) -> list[str | None]:
-        return cast(list[str | None], self.client.hmget(name, fields)) if fields else []
-
-    def hgetall(self, name: str) -> dict[str, str]:
-        return cast(dict[str, str], self.client.hgetall(name))
-
-    def hset(self, name: str, mapping: Mapping[str, Value]) -> None:
-        if mapping:
-            self.client.hset(name, mapping=cast(Any, mapping))
-
-    def hdel(self, name: str, *fields: str) -> int:
-        return self.client.hdel(name, *fields) if fields else 0
-
-    def hincrby(self, name: str, field: str, amount: int = 1) -> int:
-        return self.client.hincrby(name, field, amount)
-
-    def hincrbyfloat(self, name: str, field: str, amount: float) -> float:
-        return self.client.hincrbyfloat(name, field, amount)
-
-    def hlen(self, name: str) -> int:
-        return self.client.hlen(name)
-
-    def rpush(self, name: str, *values: Value) -> int:
-        return self.client.rpush(name, *values)
-
-    def lrange(self, name: str, start: int, end: int) -> list[str]:
-        return cast(list[str], self.client.lrange(name, start, end))
-
-    def llen(self, name: str) -> int:
-        return self.client.llen(name)
-
-    def zadd(self, name: str, mapping: Mapping[str, float]) -> None:
-        if mapping:
-            self.client.zadd(name, dict(mapping))
-
-    def zrange(self, name: str, start: int, end: int) -> list[str]:
-        return cast(list[str], self.client.zrange(name, start, end))
-
-    def zrem(self, name: str, *members: str) -> int:
-        return self.client.zrem(name, *members) if members else 0
-
-    def zcard(self, name: str) -> int:
-        return self.client.zcard(name)
-
-    def batch(self) -> KeyValueBatch:
-        return _RedisBatch(self.client.pipeline(transaction=True))
-
-    def ping(self) -> bool:
-        return bool(self.client.ping())
-
-
-class _RedisBatch:
-    def __init__(self, pipeline: Any) -> None:
-        self._pipeline = pipeline
-
-    def set(self, name: str, value: Value, *, ex_s: int | None = None) -> Self:
-        self._pipeline.set(name, value, ex=ex_s)
-        return self
-
-    def delete(self, *names: str) -> Self:
-        self._pipeline.delete(*names)
-        return self
-
-    def expire(self, name: str, seconds: int) -> Self:
-        self._pipeline.expire(name, seconds)
-        return self
-
-    def hset(self, name: str, mapping: Mapping[str, Value]) -> Self:
-        self._pipeline.hset(name, mapping=dict(mapping))
-        return self
-
-    def hdel(self, name: str, *fields: str) -> Self:
-        self._pipeline.hdel(name, *fields)
-        return self
-
-    def hincrby(self, name: str, field: str, amount: int = 1) -> Self:
-        self._pipeline.hincrby(name, field, amount)
-        return self
-
-    def hincrbyfloat(self, name: str, field: str, amount: float) -> Self:
-        self._pipeline.hincrbyfloat(name, field, amount)
-        return self
-
-    def rpush(self, name: str, *values: Value) -> Self:
-        self._pipeline.rpush(name, *values)
-        return self
-
-    def ltrim(self, name: str, start: int, end: int) -> Self:
-        self._pipeline.ltrim(name, start, end)
-        return self
-
-    def zadd(self, name: str, mapping: Mapping[str, float]) -> Self:
-        self._pipeline.zadd(name, dict(mapping))
-        return self
-
-    def zrem(self, name: str, *members: str) -> Self:
-        self._pipeline.zrem(name, *members)
-        return self
-
-    def execute(self) -> list[Any]:
-        result: list[Any] = self._pipeline.execute()
-        return result
-
-
-# -- memory --------------------------------------------------------------------------------
+from hidesync_events.keyvalue import KeyValueBatch, Script, Value
 
 
 class MemoryKeyValue:
@@ -232,7 +33,13 @@ class MemoryKeyValue:
             return value if isinstance(value, str) else None
 
     def set(
-        self, name: str, value: Value, *, ex_s: int | None = None, nx: bool = False
+        self,
+        name: str,
+        value: Value,
+        *,
+        ex_s: int | None = None,
+        px_ms: int | None = None,
+        nx: bool = False,
     ) -> bool:
         with self._lock:
             if nx and self._live(name) is not None:
@@ -241,7 +48,22 @@ class MemoryKeyValue:
             self._write(name, str(value))
             if ex_s is not None:
                 self._expires[name] = time.monotonic() + ex_s
+            elif px_ms is not None:
+                self._expires[name] = time.monotonic() + px_ms / 1000
             return True
+
+    def pttl(self, name: str) -> int:
+        with self._lock:
+            if self._live(name) is None:
+                return -2
+            deadline = self._expires.get(name)
+            if deadline is None:
+                return -1
+            return max(0, round((deadline - time.monotonic()) * 1000))
+
+    def run(self, script: Script, keys: list[str], args: list[Value]) -> Any:
+        with self._lock:
+            return script.in_memory(self, keys, args)
 
     def delete(self, *names: str) -> int:
         with self._lock:
@@ -281,6 +103,9 @@ class MemoryKeyValue:
             return dict(self._live(name, {}))
 
     def hset(self, name: str, mapping: Mapping[str, Value]) -> None:
+        if not mapping:
+            return  # Redis never keeps an empty hash
+
         with self._lock:
             found = self._container(name, dict)
             found.update((key, str(value)) for key, value in mapping.items())
@@ -337,6 +162,9 @@ class MemoryKeyValue:
     # sorted sets
 
     def zadd(self, name: str, mapping: Mapping[str, float]) -> None:
+        if not mapping:
+            return
+
         with self._lock:
             self._container(name, dict).update(mapping)
 
@@ -410,6 +238,8 @@ def _slice(start: int, end: int, length: int) -> slice:
         start = max(0, length + start)
     if end < 0:
         end = length + end
+    if end < 0:
+        return slice(0, 0)  # the range ends before the first element
     return slice(start, end + 1)
 
 

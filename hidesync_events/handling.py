@@ -1,0 +1,71 @@
+"""What a running handler can reach: its envelope, and its atomic effects.
+
+Both live in a context variable set around each handler call, so they follow the
+handler into threads (``asyncio.to_thread``) and onto the process's handler loop.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from hidesync_events.codec import Envelope
+from hidesync_events.keyvalue import KeyValue, KeyValueBatch
+
+
+class HandlerScope:
+    """The running handler's envelope, and the batch of its writes (made on demand)."""
+
+    __slots__ = ("batch", "envelope", "kv")
+
+    def __init__(self, envelope: Envelope, kv: KeyValue) -> None:
+        self.envelope = envelope
+        self.kv = kv
+        self.batch: KeyValueBatch | None = None
+
+
+_scope: contextvars.ContextVar[HandlerScope | None] = contextvars.ContextVar(
+    "hidesync_events_handler_scope", default=None
+)
+
+
+@contextmanager
+def handling(envelope: Envelope, kv: KeyValue) -> Iterator[HandlerScope]:
+    """Make ``envelope`` the current one for the code run inside."""
+    scope = HandlerScope(envelope, kv)
+    token = _scope.set(scope)
+    try:
+        yield scope
+    finally:
+        _scope.reset(token)
+
+
+def current_envelope() -> Envelope | None:
+    """The envelope whose handler is running in this context, if any.
+
+    Events published while a handler runs take its correlation id, and its event id
+    as their causation id.
+    """
+    scope = _scope.get()
+    return scope.envelope if scope is not None else None
+
+
+def effects() -> KeyValueBatch:
+    """The running handler's writes to the bus's store, applied exactly once.
+
+    Writes queued on this batch are applied in one atomic step together with the
+    record that the handler completed: if the handler raises, or its process dies
+    first, none of them happen and the handler runs again; once they happened, a
+    redelivered event skips the handler. Keep a handler's own state this way and its
+    effect happens once per event even though delivery is at least once.
+
+        effects().hincrby("workshop:steps", event.step_type, 1)
+    """
+    scope = _scope.get()
+    if scope is None:
+        raise RuntimeError("effects() is only available while a handler runs")
+
+    if scope.batch is None:
+        scope.batch = scope.kv.batch()
+    return scope.batch
