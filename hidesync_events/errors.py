@@ -122,3 +122,7 @@ class PublishError(HideSyncEventsError):
 
 class BrokerUnavailableError(PublishError):
     """Raised when the broker did not accept an event within the publish time budget."""
+
+
+class SpoolFullError(PublishError):
+    """Raised when the broker is unreachable and the publish spool is full or disabled."""

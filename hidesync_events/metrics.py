@@ -29,6 +29,7 @@ FAMILIES = (
     "retried",
     "dead_letters",
     "duplicates",
+    "spooled",
     "durations",
 )
 

@@ -8,7 +8,9 @@ keeps a copy of them.
 
 from __future__ import annotations
 
+import os
 import threading
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
@@ -51,6 +53,18 @@ class Settings(BaseSettings):
     completion_retention_s: int = Field(default=7 * 24 * 3600, ge=1)
     #: How long a message may stay unacknowledged on Redis before it is delivered again.
     visibility_timeout_s: int = Field(default=3600, ge=1)
+    #: The longest a handler may run before it is stopped and counted as failed.
+    handler_time_limit_s: float = Field(default=300.0, gt=0)
+    #: How many times a message may be delivered without finishing (worker crashes)
+    #: before it is dead-lettered as worker-lost.
+    max_deliveries: int = Field(default=5, ge=1)
+
+    #: How long ``publish`` may try to reach the broker before spooling the event.
+    publish_timeout_s: float = Field(default=1.0, gt=0)
+    #: Keep events the broker could not take in a local file, sent on when it is back.
+    spool_enabled: bool = True
+    spool_dir: Path = Field(default_factory=lambda: _cache_dir() / "spool")
+    spool_max_events: int = Field(default=100_000, ge=1)
 
     @field_validator("handler_modules", mode="before")
     @classmethod
@@ -76,6 +90,11 @@ class Settings(BaseSettings):
             f"state_url is not set and broker_url {self.broker_url!r} is not Redis; "
             "set HIDESYNC_EVENTS_STATE_URL to a redis:// URL for dead letters and metrics"
         )
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "hidesync-events"
 
 
 _lock = threading.Lock()

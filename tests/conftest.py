@@ -21,7 +21,16 @@ from tests.support.fleet import WorkerFleet
 
 
 @pytest.fixture(autouse=True)
-def _fresh_settings_and_global_bus() -> Iterator[None]:
+def _private_spool(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each test spools (if at all) into a directory of its own."""
+    spool_dir = tmp_path_factory.mktemp("spool")
+    monkeypatch.setenv("HIDESYNC_EVENTS_SPOOL_DIR", str(spool_dir))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings_and_global_bus(_private_spool: None) -> Iterator[None]:
     """Undo what a test did to the settings and to the global bus's subscriptions.
 
     Subscriptions made by modules the test imported for the first time stay: those

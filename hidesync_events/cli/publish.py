@@ -49,7 +49,8 @@ def publish(
     lines are reported with their line numbers and written to the rejects file; the
     good lines are published all the same. Exits 1 when any line was rejected.
     """
-    use_celery(broker_url)
+    # A bulk load stops when the broker is away rather than filling the local spool.
+    use_celery(broker_url, spool_enabled=False)
     rejects = rejects or path.with_name(f"{path.stem}.rejects.jsonl")
     lines = path.read_text(encoding="utf-8").splitlines()[from_line - 1 :]
     max_bytes = global_event_bus.settings.max_envelope_bytes
@@ -75,12 +76,18 @@ def publish(
                 rejected += 1
             progress.update(task, completed=item.line)
 
-    click.echo(f"published {published} events from {path}")
+    click.echo(f"published {_count(published, 'event')} from {path}")
     if rejected:
-        click.echo(f"rejected {rejected} lines, written to {rejects}", err=True)
+        click.echo(
+            f"rejected {_count(rejected, 'line')}, written to {rejects}", err=True
+        )
         raise SystemExit(EXIT_REJECTED)
 
     rejects.unlink()
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def _send(item: Recorded, number: int) -> None:

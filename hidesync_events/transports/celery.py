@@ -5,30 +5,32 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from kombu.utils.url import maybe_sanitize_url
-
 from hidesync_events.categories import queue_name
 from hidesync_events.celery_app import DELIVER_TASK, create_app
 from hidesync_events.codec import Envelope
 from hidesync_events.delivery import Delivery
-from hidesync_events.errors import BrokerUnavailableError
+from hidesync_events.publisher import Publisher
 from hidesync_events.runtime import Runtime
 from hidesync_events.subscriptions import HandlerRegistry
 from hidesync_events.transports.base import Receipt
+from hidesync_events.worker import MetricsFlusher, WorkerDelivery
 
 
 class CeleryTransport:
     """Sends each envelope as one ``deliver`` task to ``<queue_prefix>.<category>``.
 
     ``send`` returns once the broker has the message (Redis: the push returned;
-    RabbitMQ: the publisher confirm arrived). The same object serves workers: its
-    ``app`` is the Celery app they run and its ``delivery`` the path their task takes.
+    RabbitMQ: the publisher confirm arrived), or once it is in the local spool when
+    the broker did not take it within ``publish_timeout_s``; the receipt says which.
+    The same object serves workers: ``app`` is the Celery app they run, ``worker`` the
+    body of its task.
     """
 
     def __init__(self, registry: HandlerRegistry, runtime: Runtime) -> None:
         self.delivery = Delivery(registry, runtime)
-        self.app = create_app(runtime.settings, self.delivery)
-        self._task: Any = self.app.tasks[DELIVER_TASK]
+        self.worker = WorkerDelivery(self.delivery, self._resend)
+        self.app = create_app(runtime.settings, self.worker, MetricsFlusher(runtime))
+        self.publisher = Publisher(self.app, DELIVER_TASK, runtime.settings)
         self._prefix = runtime.settings.queue_prefix
 
     @property
@@ -37,17 +39,17 @@ class CeleryTransport:
 
     def send(self, envelope: Envelope, *, only: str | None = None) -> Receipt:
         queue = queue_name(envelope.category, self._prefix)
-        kwargs = {"handler": only} if only else None
-        try:
-            self._task.apply_async(args=(envelope.text,), kwargs=kwargs, queue=queue)
-        except Exception as error:
-            url = maybe_sanitize_url(self.runtime.settings.broker_url)
-            raise BrokerUnavailableError(
-                f"the broker at {url} did not accept {envelope.event_type} "
-                f"{envelope.event_id} for queue {queue}: {error}"
-            ) from error
+        status = self.publisher.send(
+            queue, envelope.text, kwargs={"handler": only} if only else None
+        )
+        if status == "spooled":
+            self.runtime.metrics.count("spooled", envelope.event_type)
+        return Receipt(envelope.event_id, status, queue)
 
-        return Receipt(envelope.event_id, "sent", queue)
+    def _resend(
+        self, queue: str, envelope: str, kwargs: dict[str, Any], delay_s: float
+    ) -> object:
+        return self.publisher.send(queue, envelope, kwargs=kwargs, countdown=delay_s)
 
     async def send_async(self, envelope: Envelope) -> Receipt:
         # kombu's producers block on the socket: keep them off the caller's loop.
@@ -60,4 +62,5 @@ class CeleryTransport:
         return 0
 
     def close(self) -> None:
+        self.publisher.close()
         self.app.close()
