@@ -10,34 +10,39 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+import time
+from datetime import datetime
+from typing import Any
 
 from celery import Celery, Task, signals
-from celery.exceptions import Reject
 from kombu import Queue
 
 from hidesync_events.categories import known_categories, queue_name
-from hidesync_events.delivery import Delivery, Status
+from hidesync_events.publisher import DEFAULT_EXCHANGE
 from hidesync_events.settings import Settings
-
-if TYPE_CHECKING:
-    from hidesync_events.runtime import Runtime
+from hidesync_events.worker import (
+    MetricsFlusher,
+    WorkerDelivery,
+    warn_about_unconsumed_categories,
+)
 
 logger = logging.getLogger("hidesync.events.worker")
 
 DELIVER_TASK = "hidesync_events.deliver"
 
-#: How often a worker process adds its metrics to the fleet's totals.
-METRICS_FLUSH_INTERVAL_S = 1.0
+#: How long after start a worker asks the fleet which queues have consumers.
+CONSUMER_CHECK_DELAY_S = 5.0
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Return the Celery settings hidesync-events needs, derived from ``settings``."""
     prefix = settings.queue_prefix
+    # The default exchange routes by queue name: no bindings to lose (see publisher).
     queues = [
-        Queue(queue_name(category, prefix), routing_key=queue_name(category, prefix))
-        for category in known_categories()
+        Queue(
+            queue_name(c, prefix), DEFAULT_EXCHANGE, routing_key=queue_name(c, prefix)
+        )
+        for c in known_categories()
     ]
     transport_options: dict[str, Any] = {
         "visibility_timeout": settings.visibility_timeout_s
@@ -66,14 +71,21 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_create_missing_queues": True,
         "imports": list(settings.handler_modules),
         "worker_hijack_root_logger": False,
+        # A handler over its time limit fails (and is retried); a whole message over
+        # the hard limit costs its worker process, and is delivered again.
+        "task_soft_time_limit": settings.handler_time_limit_s,
+        "task_time_limit": settings.handler_time_limit_s + 30,
+        # Poison messages (pickle, unknown task, broken protocol) become dead letters.
+        "worker_consumer": "hidesync_events.consumer:DeadLetteringConsumer",
     }
 
 
-def create_app(settings: Settings, delivery: Delivery) -> Celery:
-    """Create the Celery app that sends and delivers events with ``delivery``."""
+def create_app(
+    settings: Settings, worker: WorkerDelivery, flusher: MetricsFlusher
+) -> Celery:
+    """Create the Celery app whose ``deliver`` task runs ``worker``."""
     app = Celery("hidesync_events", set_as_current=False)
     app.conf.update(celery_config(settings))
-    flusher = _MetricsFlusher(delivery.runtime)
 
     # shared=False: a shared task would be added to every later app, with this
     # app's delivery path.
@@ -92,97 +104,47 @@ def create_app(settings: Settings, delivery: Delivery) -> Celery:
         first_failed_at: str | None = None,
     ) -> None:
         flusher.ensure_running()
-        queue = (task.request.delivery_info or {}).get("routing_key")
-        run_delivery(
-            task,
-            delivery,
+        request = task.request
+        delivery_info = request.delivery_info or {}
+        worker(
             envelope,
+            message_id=str(request.id),
+            queue=delivery_info.get("routing_key")
+            or settings.queue_prefix + ".default",
+            redelivered=bool(delivery_info.get("redelivered")),
             handler=handler,
             attempt=attempt,
             first_failed_at=datetime.fromisoformat(first_failed_at)
             if first_failed_at
             else None,
-            queue=queue,
         )
 
     signals.worker_process_shutdown.connect(flusher.flush_now, weak=False)
     signals.worker_shutdown.connect(flusher.flush_now, weak=False)
+    signals.worker_ready.connect(
+        lambda sender, **_: _check_consumers_soon(app, worker), weak=False
+    )
     return app
 
 
-def run_delivery(
-    task: Task[Any, Any],
-    delivery: Delivery,
-    raw: Any,
-    *,
-    handler: str | None,
-    attempt: int,
-    first_failed_at: datetime | None,
-    queue: str | None,
-) -> None:
-    """The body of the ``deliver`` task: decode, run each handler, schedule retries."""
-    envelope = delivery.decode(raw, queue=queue)
-    if envelope is None:
-        return
-
-    for subscription in delivery.targets(envelope, only=handler):
-        outcome = delivery.run(subscription, envelope, attempt, first_failed_at)
-        if outcome.status is not Status.RETRY:
-            continue
-
-        # Only the failed handler runs again, in a message of its own; handlers that
-        # succeeded are not repeated. Celery's Task.retry re-sends the whole task under
-        # the same id, once per request, so it cannot retry two handlers separately.
+def _check_consumers_soon(app: Celery, worker: WorkerDelivery) -> None:
+    # Other workers may still be starting: ask the fleet a little later, off the
+    # consumer's thread.
+    def check() -> None:
+        time.sleep(CONSUMER_CHECK_DELAY_S)
         try:
-            task.apply_async(
-                args=(envelope.text,),
-                kwargs={
-                    "handler": subscription.name,
-                    "attempt": attempt + 1,
-                    "first_failed_at": (
-                        first_failed_at or datetime.now(UTC)
-                    ).isoformat(),
-                },
-                countdown=outcome.delay_s,
-                queue=queue or queue_name(envelope.category),
-            )
-        except Exception as error:
-            # The retry could not be sent: give the whole message back to the queue.
-            # Handlers that completed are recorded as done and will be skipped.
-            raise Reject(
-                f"could not schedule a retry: {error}", requeue=True
-            ) from error
-
-
-class _MetricsFlusher:
-    """Adds a worker process's metrics to the shared totals every few seconds."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        self._runtime = runtime
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-
-    def ensure_running(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._stop.clear()
-                self._thread = threading.Thread(
-                    target=self._loop, name="hidesync-events-metrics", daemon=True
-                )
-                self._thread.start()
-
-    def flush_now(self, *args: Any, **kwargs: Any) -> None:
-        try:
-            self._runtime.metrics.flush(
-                self._runtime.kv, self._runtime.settings.key_prefix
-            )
+            replies = app.control.inspect(timeout=2.0).active_queues() or {}
         except Exception:
-            logger.warning("could not flush metrics to the state store", exc_info=True)
+            logger.debug(
+                "could not ask the fleet which queues it consumes", exc_info=True
+            )
+            return
+        consumed = [q["name"] for queues in replies.values() for q in queues]
+        prefix = worker.delivery.runtime.settings.queue_prefix
+        warn_about_unconsumed_categories(
+            consumed, worker.delivery.registry, lambda c: queue_name(c, prefix)
+        )
 
-    def _loop(self) -> None:
-        while not self._stop.wait(METRICS_FLUSH_INTERVAL_S):
-            self.flush_now()
+    threading.Thread(
+        target=check, name="hidesync-events-fleet-check", daemon=True
+    ).start()

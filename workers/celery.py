@@ -1,17 +1,20 @@
 """The Celery app of the worker fleet, found by ``celery -A workers``.
 
-Importing this module switches the process to Celery mode: the handlers the worker
-runs publish their own events through the broker too.
+Importing this module switches the process to Celery mode (the handlers the worker
+runs publish their own events through the broker too), imports the handler modules,
+and refuses settings under which Redis would deliver a message twice.
 """
 
 from hidesync_events import configure, get_settings, global_event_bus
 from hidesync_events.transports import CeleryTransport
+from hidesync_events.worker import prepare_worker
 
 if get_settings().mode != "celery":
     configure(**{**get_settings().model_dump(), "mode": "celery"})
 
 _transport = global_event_bus.transport
 assert isinstance(_transport, CeleryTransport)
+prepare_worker(_transport.runtime.settings, global_event_bus.registry)
 
 #: The fleet's Celery app, configured from the settings and the category table.
 app = _transport.app

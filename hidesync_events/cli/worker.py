@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
-
 import click
 
 from hidesync_events.bus import global_event_bus
 from hidesync_events.categories import known_categories, queue_name
 from hidesync_events.cli.common import broker_option, use_celery
+from hidesync_events.errors import ConfigurationError
 from hidesync_events.transports import CeleryTransport
+from hidesync_events.worker import prepare_worker
 
 
 @click.command()
@@ -65,8 +65,10 @@ def worker(
     # checking the names asked for.
     transport = global_event_bus.transport
     assert isinstance(transport, CeleryTransport)
-    for module in transport.runtime.settings.handler_modules:
-        importlib.import_module(module)
+    try:
+        prepare_worker(transport.runtime.settings, global_event_bus.registry)
+    except ConfigurationError as error:
+        raise click.UsageError(str(error)) from None
 
     known = known_categories()
     unknown = [name for name in categories if name not in known]
