@@ -52,7 +52,10 @@ class RetryPolicy:
             )
 
         if self.backoff_s < 0 or self.max_backoff_s < 0:
-            raise ValueError("backoff_s and max_backoff_s must not be negative")
+            raise ValueError(
+                f"backoff_s and max_backoff_s must not be negative, got "
+                f"backoff_s={self.backoff_s!r}, max_backoff_s={self.max_backoff_s!r}"
+            )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RetryPolicy:
