@@ -9,8 +9,6 @@ kombu never re-types a value) plus, on a retry, the one handler to run again.
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from datetime import datetime
 from typing import Any
 
@@ -18,13 +16,14 @@ from celery import Celery, Task, signals
 from kombu import Queue
 
 from hidesync_events.categories import known_categories, queue_name
-from hidesync_events.publisher import DEFAULT_EXCHANGE
-from hidesync_events.settings import Settings
-from hidesync_events.worker import (
-    MetricsFlusher,
-    WorkerDelivery,
+from hidesync_events.fleet import (
+    ANNOUNCE_EVERY_S,
+    ConsumerRegistry,
     warn_about_unconsumed_categories,
 )
+from hidesync_events.publisher import DEFAULT_EXCHANGE
+from hidesync_events.settings import Settings
+from hidesync_events.worker import MetricsFlusher, WorkerDelivery
 
 logger = logging.getLogger("hidesync.events.worker")
 
@@ -74,7 +73,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # A handler over its time limit fails (and is retried); a whole message over
         # the hard limit costs its worker process, and is delivered again.
         "task_soft_time_limit": settings.handler_time_limit_s,
-        "task_time_limit": settings.handler_time_limit_s + 30,
+        "task_time_limit": settings.hard_time_limit_s,
         # Poison messages (pickle, unknown task, broken protocol) become dead letters.
         "worker_consumer": "hidesync_events.consumer:DeadLetteringConsumer",
     }
@@ -122,29 +121,35 @@ def create_app(
     signals.worker_process_shutdown.connect(flusher.flush_now, weak=False)
     signals.worker_shutdown.connect(flusher.flush_now, weak=False)
     signals.worker_ready.connect(
-        lambda sender, **_: _check_consumers_soon(app, worker), weak=False
+        lambda sender, **_: _join_fleet(sender, worker), weak=False
     )
     return app
 
 
-def _check_consumers_soon(app: Celery, worker: WorkerDelivery) -> None:
-    # Other workers may still be starting: ask the fleet a little later, off the
-    # consumer's thread.
-    def check() -> None:
-        time.sleep(CONSUMER_CHECK_DELAY_S)
+def _join_fleet(consumer: Any, worker: WorkerDelivery) -> None:
+    # Everything runs on the worker's own timer, on its main thread: a thread of
+    # ours alive in the parent while the prefork pool forks could leave a child a
+    # lock that is never released.
+    runtime = worker.delivery.runtime
+    registry = ConsumerRegistry(runtime.kv, key_prefix=runtime.settings.key_prefix)
+    name = consumer.hostname
+    queues = [queue.name for queue in consumer.task_consumer.queues]
+
+    def announce() -> None:
         try:
-            replies = app.control.inspect(timeout=2.0).active_queues() or {}
+            registry.announce(name, queues)
         except Exception:
-            logger.debug(
-                "could not ask the fleet which queues it consumes", exc_info=True
-            )
-            return
-        consumed = [q["name"] for queues in replies.values() for q in queues]
-        prefix = worker.delivery.runtime.settings.queue_prefix
+            logger.warning("could not announce this worker's queues", exc_info=True)
+
+    def check() -> None:
+        consumed = [q for qs in registry.consumers().values() for q in qs] + queues
+        prefix = runtime.settings.queue_prefix
         warn_about_unconsumed_categories(
             consumed, worker.delivery.registry, lambda c: queue_name(c, prefix)
         )
 
-    threading.Thread(
-        target=check, name="hidesync-events-fleet-check", daemon=True
-    ).start()
+    announce()
+    consumer.timer.call_repeatedly(ANNOUNCE_EVERY_S, announce)
+    # Other workers may still be starting: look a little later.
+    consumer.timer.call_after(CONSUMER_CHECK_DELAY_S, check)
+    signals.worker_shutdown.connect(lambda **_: registry.withdraw(name), weak=False)

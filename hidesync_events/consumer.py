@@ -15,8 +15,11 @@ from typing import Any
 from celery.worker.consumer import Consumer
 from kombu.exceptions import ContentDisallowed
 
-from hidesync_events.dead_letters import Reason
-from hidesync_events.errors import CodecError, UnsupportedContentTypeError
+from hidesync_events.errors import (
+    CodecError,
+    MalformedEnvelopeError,
+    UnsupportedContentTypeError,
+)
 
 logger = logging.getLogger("hidesync.events.consumer")
 
@@ -25,57 +28,44 @@ class DeadLetteringConsumer(Consumer):
     """Celery's consumer, with dead letters for messages no task could take."""
 
     def on_decode_error(self, message: Any, exc: Exception) -> None:
-        if isinstance(exc, ContentDisallowed):
-            error: CodecError = UnsupportedContentTypeError(
-                f"message content type {message.content_type!r} is not accepted "
-                "(JSON only); it was not deserialised"
-            )
-        else:
-            error = _malformed(f"message body could not be decoded: {exc}")
-        _keep(message, error, reason=error.reason)
+        _keep(message, _error_for(message, exc, "message body could not be decoded"))
         super().on_decode_error(message, exc)
 
     def on_unknown_message(self, body: Any, message: Any) -> None:
-        _keep(
-            message,
-            _malformed("message is not a Celery task message"),
-            Reason.MALFORMED,
-        )
+        _keep(message, MalformedEnvelopeError("message is not a Celery task message"))
         super().on_unknown_message(body, message)
 
     def on_unknown_task(self, body: Any, message: Any, exc: Exception) -> None:
         name = (message.headers or {}).get("task", "?")
-        _keep(
-            message,
-            _malformed(f"no task named {name!r} on this worker"),
-            Reason.MALFORMED,
-        )
+        _keep(message, MalformedEnvelopeError(f"no task named {name!r} on this worker"))
         super().on_unknown_task(body, message, exc)
 
     def on_invalid_task(self, body: Any, message: Any, exc: Exception) -> None:
-        _keep(message, _malformed(f"invalid task message: {exc}"), Reason.MALFORMED)
+        _keep(message, _error_for(message, exc, "invalid task message"))
         super().on_invalid_task(body, message, exc)
 
 
-def _malformed(text: str) -> CodecError:
-    from hidesync_events.errors import MalformedEnvelopeError
+def _error_for(message: Any, exc: Exception, what: str) -> CodecError:
+    # Celery reports a refused content type through either path, depending on when
+    # it first looked at the body.
+    if isinstance(exc, ContentDisallowed):
+        return UnsupportedContentTypeError(
+            f"message content type {message.content_type!r} is not accepted (JSON "
+            "only); it was not deserialised"
+        )
+    return MalformedEnvelopeError(f"{what}: {exc}")
 
-    return MalformedEnvelopeError(text)
 
-
-def _keep(message: Any, error: CodecError, reason: str) -> None:
-    # Imported here: the consumer module is loaded by Celery by name.
+def _keep(message: Any, error: CodecError) -> None:
+    # Imported here: Celery loads this module by name, before the bus is in use.
     from hidesync_events.bus import global_event_bus
 
     try:
         delivery_info = getattr(message, "delivery_info", None) or {}
-        raw = (
-            message.body
-            if isinstance(message.body, bytes | str)
-            else repr(message.body)
-        )
+        body = message.body
+        raw = body if isinstance(body, bytes | str) else repr(body)
         letter = global_event_bus.dead_letters.record(
-            reason=reason,
+            reason=error.reason,
             raw=raw,
             error=error,
             queue=delivery_info.get("routing_key"),
@@ -86,7 +76,7 @@ def _keep(message: Any, error: CodecError, reason: str) -> None:
                 },
             },
         )
-        global_event_bus.metrics.count("dead_letters", reason)
+        global_event_bus.metrics.count("dead_letters", error.reason)
         logger.error("kept a poison message as dead letter %s: %s", letter.id, error)
     except Exception:
         logger.exception("could not keep a poison message as a dead letter")

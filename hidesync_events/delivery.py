@@ -32,9 +32,6 @@ from hidesync_events.subscriptions import HandlerRegistry, Subscription
 
 logger = logging.getLogger("hidesync.events.delivery")
 
-#: How much longer than the handler time limit a claim is held.
-CLAIM_GRACE_S = 30.0
-
 __all__ = ["Delivery", "Outcome", "Status", "current_envelope"]
 
 
@@ -71,8 +68,8 @@ class Delivery:
         self._retries_wait = retries_wait
         self._max_bytes = runtime.settings.max_envelope_bytes
         self._slow_s = runtime.settings.slow_handler_s
-        # A claim outlives the longest a handler may run, then lapses.
-        self._claim_ttl_s = runtime.settings.handler_time_limit_s + CLAIM_GRACE_S
+        # A claim outlives the longest a delivery may run, then lapses.
+        self._claim_ttl_s = runtime.settings.hard_time_limit_s
 
     # -- decode -------------------------------------------------------------------------
 

@@ -15,9 +15,11 @@ message (a producer relying on bindings it declared once would lose them silentl
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 import time
+import weakref
 from typing import Any, Literal
 
 import redis
@@ -59,6 +61,7 @@ class Publisher:
         self._spool: Spool | None = None
         self._backlog = False
         self._relay: threading.Thread | None = None
+        _renew_in_forked_children(self)
         self._resume_spooled()
 
     def send(
@@ -90,6 +93,18 @@ class Publisher:
     def spooled(self) -> int:
         """How many messages wait in the spool."""
         return len(self._spool) if self._spool is not None else 0
+
+    def after_fork(self) -> None:
+        """Start afresh in a forked child (Celery's prefork pool).
+
+        The parent's relay thread does not exist in the child, and a lock it held at
+        the moment of the fork would stay held for ever; connections and the spool's
+        database handle must not be shared across processes either.
+        """
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._relay = None
+        self._spool = None
 
     def close(self) -> None:
         connection = getattr(self._local, "connection", None)
@@ -231,3 +246,15 @@ class Publisher:
     def _send_spooled(self, message: Spooled) -> None:
         deadline = time.monotonic() + self._budget_s
         self._send_within(deadline, message.queue, message.envelope, message.options)
+
+
+def _renew_in_forked_children(publisher: Publisher) -> None:
+    # A weak reference: registering must not keep every publisher alive.
+    reference = weakref.ref(publisher)
+
+    def renew() -> None:
+        alive = reference()
+        if alive is not None:
+            alive.after_fork()
+
+    os.register_at_fork(after_in_child=renew)

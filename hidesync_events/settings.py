@@ -75,6 +75,12 @@ class Settings(BaseSettings):
         return value
 
     @property
+    def hard_time_limit_s(self) -> float:
+        """When a delivery still running is stopped by replacing its worker process:
+        the handler time limit plus a grace of as long again, at most 30 s."""
+        return self.handler_time_limit_s + min(30.0, self.handler_time_limit_s)
+
+    @property
     def resolved_state_url(self) -> str:
         """The state store URL for Celery mode, derived from the broker when unset."""
         if self.state_url:

@@ -13,16 +13,15 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from hidesync_events.categories import known_categories
 from hidesync_events.codec import Envelope, peek_header
 from hidesync_events.dead_letters import Reason
-from hidesync_events.delivery import CLAIM_GRACE_S, Delivery, Outcome, Status
+from hidesync_events.delivery import Delivery, Outcome, Status
 from hidesync_events.errors import ConfigurationError
-from hidesync_events.event import DomainEvent, registered_event_types
 from hidesync_events.retry import RetryPolicy
 from hidesync_events.runtime import Runtime
 from hidesync_events.settings import Settings
@@ -32,6 +31,12 @@ logger = logging.getLogger("hidesync.events.worker")
 
 #: Sends one deliver message: (queue, envelope, task kwargs, countdown in seconds).
 Resend = Callable[[str, str, dict[str, Any], float], object]
+
+#: How long a message's count of lost deliveries is kept.
+DELIVERY_COUNT_TTL_S = 24 * 3600
+
+#: How soon a delivery that found its handler busy elsewhere looks again.
+BUSY_RECHECK_S = 2.0
 
 #: How often a worker process adds its metrics to the fleet's totals.
 METRICS_FLUSH_INTERVAL_S = 1.0
@@ -69,7 +74,7 @@ class WorkerDelivery:
                 self._follow_up(outcome, envelope, queue, first_failed_at)
 
         if redelivered:
-            self.delivery.runtime.kv.hdel(self._deliveries_key, message_id)
+            self.delivery.runtime.kv.delete(f"{self._deliveries_key}:{message_id}")
 
     def _too_many_deliveries(
         self, raw: Any, message_id: str, queue: str, handler: str | None
@@ -77,7 +82,10 @@ class WorkerDelivery:
         # Only messages given back after a crash are counted: the first delivery
         # costs nothing. The count lives in Redis, where a crash cannot lose it.
         kv = self.delivery.runtime.kv
-        count = kv.hincrby(self._deliveries_key, message_id)
+        key = f"{self._deliveries_key}:{message_id}"
+        count, _ = (
+            kv.batch().hincrby(key, "lost").expire(key, DELIVERY_COUNT_TTL_S).execute()
+        )
         if count < self._settings.max_deliveries:
             logger.warning(
                 "message %s from %s delivered again after a worker was lost (%d)",
@@ -87,14 +95,14 @@ class WorkerDelivery:
             )
             return False
 
-        kv.hdel(self._deliveries_key, message_id)
+        kv.delete(key)
         text = raw if isinstance(raw, str) else repr(raw)
         header = peek_header(text)
         letter = self.delivery.runtime.dead_letters.record(
             reason=Reason.WORKER_LOST,
             raw=text,
-            error=f"delivered {count + 1} times without finishing: workers died on it",
-            attempts=count + 1,
+            error=f"delivered {count} times, and each time its worker process died",
+            attempts=count,
             event_type=_text(header.get("type")),
             event_id=_text(header.get("event_id")),
             handler=handler,
@@ -105,7 +113,7 @@ class WorkerDelivery:
             "message %s from %s killed its worker %d times; kept as dead letter %s",
             message_id,
             queue,
-            count + 1,
+            count,
             letter.id,
         )
         return True
@@ -125,8 +133,10 @@ class WorkerDelivery:
                 "first_failed_at": failed_at.isoformat(),
             }
         elif outcome.status is Status.BUSY:
-            # Another delivery holds the handler: look again when its claim lapses.
+            # Another delivery holds the handler: look again soon (it may finish) and
+            # at the latest when its claim lapses (its process may have died).
             kwargs = {"handler": outcome.handler, "attempt": outcome.attempt}
+            outcome = replace(outcome, delay_s=min(outcome.delay_s, BUSY_RECHECK_S))
             if first_failed_at is not None:
                 kwargs["first_failed_at"] = first_failed_at.isoformat()
         else:
@@ -142,15 +152,14 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def prepare_worker(settings: Settings, registry: HandlerRegistry) -> None:
-    """Import the handler modules, then refuse settings the fleet cannot run with.
+def import_handler_modules(settings: Settings) -> None:
+    """Import the modules whose handlers (and application events) a worker runs.
 
-    Called before a worker starts consuming, so a bad configuration stops it at once
-    rather than surfacing as a duplicate delivery an hour later.
+    Done before the Celery app is built, so the categories those modules declare are
+    in its queue table.
     """
     for module in settings.handler_modules:
         importlib.import_module(module)
-    check_fleet_settings(settings, registry)
 
 
 def check_fleet_settings(settings: Settings, registry: HandlerRegistry) -> None:
@@ -164,12 +173,12 @@ def check_fleet_settings(settings: Settings, registry: HandlerRegistry) -> None:
         return
 
     limit_s = settings.visibility_timeout_s
-    longest_run_s = settings.handler_time_limit_s + CLAIM_GRACE_S
+    longest_run_s = settings.hard_time_limit_s
     problems = []
     if longest_run_s >= limit_s:
         problems.append(
-            f"a handler may run {longest_run_s:g}s (HIDESYNC_EVENTS_HANDLER_TIME_LIMIT_S "
-            f"plus {CLAIM_GRACE_S:g}s grace)"
+            f"a delivery may run {longest_run_s:g}s (HIDESYNC_EVENTS_HANDLER_TIME_LIMIT_S "
+            "plus its grace)"
         )
 
     policies = [("the default retry policy", RetryPolicy.from_settings(settings))]
@@ -190,36 +199,6 @@ def check_fleet_settings(settings: Settings, registry: HandlerRegistry) -> None:
             f"{limit_s}s) must exceed how long a message can stay unacknowledged, but "
             f"{'; '.join(problems)}. Raise the visibility timeout or lower those limits."
         )
-
-
-def warn_about_unconsumed_categories(
-    consumed_queues: Iterable[str],
-    registry: HandlerRegistry,
-    queue_of: Callable[[str], str],
-) -> list[str]:
-    """Log a warning for each category that has handlers but no worker consuming it."""
-    consumed = set(consumed_queues)
-    handled = {
-        category
-        for category in known_categories()
-        if any(registry.handlers_for(cls) for cls in _event_types_of(category))
-    }
-    missing = sorted(c for c in handled if queue_of(c) not in consumed)
-    for category in missing:
-        logger.warning(
-            "events of category %r have handlers but no worker consumes %s",
-            category,
-            queue_of(category),
-        )
-    return missing
-
-
-def _event_types_of(category: str) -> list[type[DomainEvent]]:
-    return [
-        c
-        for c in registered_event_types().values()
-        if c.__event_meta__.category == category
-    ]
 
 
 class MetricsFlusher:

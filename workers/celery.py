@@ -7,14 +7,15 @@ and refuses settings under which Redis would deliver a message twice.
 
 from hidesync_events import configure, get_settings, global_event_bus
 from hidesync_events.transports import CeleryTransport
-from hidesync_events.worker import prepare_worker
+from hidesync_events.worker import check_fleet_settings, import_handler_modules
 
 if get_settings().mode != "celery":
     configure(**{**get_settings().model_dump(), "mode": "celery"})
 
+import_handler_modules(get_settings())
 _transport = global_event_bus.transport
 assert isinstance(_transport, CeleryTransport)
-prepare_worker(_transport.runtime.settings, global_event_bus.registry)
+check_fleet_settings(_transport.runtime.settings, global_event_bus.registry)
 
 #: The fleet's Celery app, configured from the settings and the category table.
 app = _transport.app

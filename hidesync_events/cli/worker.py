@@ -9,7 +9,7 @@ from hidesync_events.categories import known_categories, queue_name
 from hidesync_events.cli.common import broker_option, use_celery
 from hidesync_events.errors import ConfigurationError
 from hidesync_events.transports import CeleryTransport
-from hidesync_events.worker import prepare_worker
+from hidesync_events.worker import check_fleet_settings, import_handler_modules
 
 
 @click.command()
@@ -63,10 +63,11 @@ def worker(
 
     # Handler modules may declare application categories: import them before
     # checking the names asked for.
+    import_handler_modules(global_event_bus.settings)
     transport = global_event_bus.transport
     assert isinstance(transport, CeleryTransport)
     try:
-        prepare_worker(transport.runtime.settings, global_event_bus.registry)
+        check_fleet_settings(transport.runtime.settings, global_event_bus.registry)
     except ConfigurationError as error:
         raise click.UsageError(str(error)) from None
 
