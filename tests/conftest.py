@@ -102,3 +102,4 @@ def worker_fleet(fresh_redis: ThrowawayRedis) -> Iterator[WorkerFleet]:
     fleet = WorkerFleet(fresh_redis.url)
     yield fleet
     fleet.stop()
+    print(fleet.logs())  # shown by pytest when the test failed
