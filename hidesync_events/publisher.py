@@ -164,6 +164,9 @@ class Publisher:
                     "socket_timeout": timeout_s,
                     "socket_connect_timeout": timeout_s,
                     "retry_on_timeout": False,
+                    # One connection attempt per try: this class retries, within the
+                    # budget; kombu's own retries wait two seconds at first.
+                    "max_retries": 0,
                 },
             )
             producer = Producer(connection.default_channel, serializer="json")
@@ -236,12 +239,21 @@ class Publisher:
                     logger.warning("the publish spool is empty again; sending directly")
                     return
             try:
-                spool.drain(self._send_spooled)
+                self._relay_batch(spool)
                 pause_s = 0.2
             except BrokerUnavailableError as error:
                 logger.debug("relay: broker still unavailable (%s)", error)
                 time.sleep(pause_s)
                 pause_s = min(pause_s * 2, 5.0)
+
+    def _relay_batch(self, spool: Spool) -> None:
+        with spool.relaying() as ours:
+            if not ours:
+                time.sleep(0.2)  # another process is sending the spool on
+                return
+            for message in spool.oldest(100):
+                self._send_spooled(message)
+                spool.remove(message.id)
 
     def _send_spooled(self, message: Spooled) -> None:
         deadline = time.monotonic() + self._budget_s

@@ -3,16 +3,19 @@
 When the broker does not accept a message within the publish time budget, the message
 is appended here (SQLite, synchronous writes, in ``spool_dir``) and a relay sends
 spooled messages on, oldest first, once the broker answers again. Several processes may
-share one spool directory: SQLite's write lock lets one relay send at a time, so the
-order holds across them.
+share one spool directory: a lock file lets one relay send at a time, so the order
+holds across them, and appending never waits for a relay's network calls.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,28 +89,38 @@ class Spool:
             (count,) = self._db.execute("SELECT count(*) FROM spooled").fetchone()
         return int(count)
 
-    def drain(self, send: Any, *, batch: int = 100) -> int:
-        """Send up to ``batch`` of the oldest messages with ``send(message)``.
-
-        Each message sent is removed; the first that ``send`` fails for stops the
-        drain and propagates its error (it stays first in line). Returns how many
-        were sent. The write lock is held meanwhile, so only one relay drains at a time.
-        """
-        sent = 0
+    def oldest(self, limit: int = 100) -> list[Spooled]:
+        """The ``limit`` messages that have waited longest, oldest first."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            rows = self._db.execute(
+                "SELECT id, queue, envelope, options FROM spooled ORDER BY id LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [Spooled(row_id, q, e, json.loads(o)) for row_id, q, e, o in rows]
+
+    def remove(self, message_id: int) -> None:
+        """Forget a message the broker has taken."""
+        with self._lock:
+            self._db.execute("DELETE FROM spooled WHERE id = ?", (message_id,))
+
+    @contextmanager
+    def relaying(self) -> Iterator[bool]:
+        """Hold the right to send the spool on; yields False when another process has it.
+
+        Only one relay may send at a time, or two processes sharing the spool would
+        send its messages twice and out of order. The right is an exclusive lock on a
+        file beside the database, released when the holder exits or dies.
+        """
+        with open(self.path.with_suffix(".relay.lock"), "a") as lock_file:
             try:
-                rows = self._db.execute(
-                    "SELECT id, queue, envelope, options FROM spooled ORDER BY id LIMIT ?",
-                    (batch,),
-                ).fetchall()
-                for row_id, queue, envelope, options in rows:
-                    send(Spooled(row_id, queue, envelope, json.loads(options)))
-                    self._db.execute("DELETE FROM spooled WHERE id = ?", (row_id,))
-                    sent += 1
+                fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
             finally:
-                self._db.execute("COMMIT")
-        return sent
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
 
     def close(self) -> None:
         with self._lock:
