@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
 from hidesync_events.codec import Envelope, decode, encode, ensure_lossless
-from hidesync_events.dead_letters import DeadLetterStore
+from hidesync_events.dead_letters import DeadLetter, DeadLetterStore
 from hidesync_events.delivery import current_envelope
 from hidesync_events.event import DomainEvent
 from hidesync_events.metrics import Metrics
@@ -35,6 +35,8 @@ from hidesync_events.transports import (
 )
 
 H = TypeVar("H", bound=Callable[..., Any])
+#: Called with the envelope of every event a bus publishes (see ``add_publish_listener``).
+PublishListener = Callable[[Envelope], None]
 EventTypes = type[DomainEvent] | str | tuple[type[DomainEvent] | str, ...]
 
 
@@ -59,6 +61,8 @@ class EventBus:
         self._lock = threading.Lock()
         self._transport: Transport | None = None
         self._built_from: Settings | None = None
+        # Replaced, never mutated, so publish reads it without the lock.
+        self._publish_listeners: tuple[PublishListener, ...] = ()
 
     # -- subscriptions ------------------------------------------------------------------
 
@@ -197,7 +201,23 @@ class EventBus:
         """
         transport = self.transport
         transport.runtime.metrics.count("published", envelope.event_type)
+        self._announce(envelope)
         return transport.send(envelope, only=only)
+
+    def replay(self, letter: DeadLetter) -> Receipt:
+        """Send a dead letter's event back, then forget the letter.
+
+        It goes to the handler that failed, or to all of the event's handlers when it
+        never reached one (it could not be decoded then; the missing class may have
+        been deployed since). Raises :class:`~hidesync_events.errors.CodecError` when
+        it still cannot be decoded and ``ValueError`` when only its hash was kept;
+        the letter stays in both cases.
+        """
+        text = letter.kept_envelope()
+        envelope = decode(text, max_bytes=self.settings.max_envelope_bytes)
+        receipt = self.send_envelope(envelope, only=letter.handler)
+        self.dead_letters.delete(letter.id)
+        return receipt
 
     async def drain(self, timeout_s: float | None = None) -> int:
         """Wait for async handlers that ``publish`` scheduled on the running loop.
@@ -225,7 +245,36 @@ class EventBus:
         envelope = decode(text, max_bytes=max_bytes)
         ensure_lossless(event, envelope.event)
         runtime.metrics.count("published", envelope.event_type)
+        self._announce(envelope)
         return envelope
+
+    # -- publish listeners --------------------------------------------------------------
+
+    def add_publish_listener(self, listener: PublishListener) -> None:
+        """Call ``listener(envelope)`` for every event this bus publishes from now on.
+
+        It runs in the publishing thread once the event is validated and encoded,
+        before any handler runs or the broker sees it: listeners see events in the
+        order they were published, an event published by a handler after the event
+        that handler received, and events that no handler subscribes to. The same
+        goes for :meth:`send_envelope` and :meth:`replay`. An exception the listener
+        raises propagates from ``publish``. Meant for tests, as
+        :mod:`hidesync_events.testing` uses it; keep listeners quick.
+        """
+        with self._lock:
+            self._publish_listeners = (*self._publish_listeners, listener)
+
+    def remove_publish_listener(self, listener: PublishListener) -> bool:
+        """Stop calling ``listener``; return whether it was listening."""
+        with self._lock:
+            listeners = self._publish_listeners
+            kept = tuple(known for known in listeners if known != listener)
+            self._publish_listeners = kept
+        return len(kept) < len(listeners)
+
+    def _announce(self, envelope: Envelope) -> None:
+        for listener in self._publish_listeners:
+            listener(envelope)
 
     # -- transport and state ------------------------------------------------------------
 

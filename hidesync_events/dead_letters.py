@@ -58,6 +58,15 @@ class DeadLetter:
     traceback: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def kept_envelope(self) -> str:
+        """The envelope as it arrived; ``ValueError`` when only its hash was kept."""
+        if self.envelope is None:
+            raise ValueError(
+                f"dead letter {self.id} kept only the hash of its {self.envelope_bytes}-byte "
+                "envelope (it was over the size cap); there is nothing to replay"
+            )
+        return self.envelope
+
     def to_json(self) -> str:
         data = asdict(self)
         data["first_failed_at"] = self.first_failed_at.isoformat()

@@ -216,37 +216,25 @@ def _by_ids(letter_ids: tuple[str, ...], letters: list[DeadLetter]) -> list[Dead
 
 
 def _replay_one(letter: DeadLetter, dry_run: bool) -> bool:
-    if letter.envelope is None:
-        click.echo(
-            f"{letter.id}: the envelope was too large to keep "
-            f"({letter.envelope_bytes} bytes, sha256 {letter.envelope_sha256}); "
-            "it cannot be replayed",
-            err=True,
-        )
-        return False
-
+    target = letter.handler or "all handlers"
     try:
-        envelope = decode(
-            letter.envelope, max_bytes=global_event_bus.settings.max_envelope_bytes
-        )
+        if dry_run:
+            decode(
+                letter.envelope or "",
+                max_bytes=global_event_bus.settings.max_envelope_bytes,
+            )
+            click.echo(f"would replay {letter.id} ({letter.event_type}) to {target}")
+        else:
+            global_event_bus.replay(letter)
+            click.echo(f"replayed {letter.id} ({letter.event_type}) to {target}")
     except CodecError as error:
         click.echo(
             f"{letter.id}: still cannot be decoded ({error.reason}): {error}", err=True
         )
         return False
-
-    target = letter.handler or "all handlers"
-    if dry_run:
-        click.echo(
-            f"would replay {letter.id}: {envelope.event_type} {envelope.event_id} to {target}"
-        )
-        return True
-
-    global_event_bus.send_envelope(envelope, only=letter.handler)
-    global_event_bus.dead_letters.delete(letter.id)
-    click.echo(
-        f"replayed {letter.id}: {envelope.event_type} {envelope.event_id} to {target}"
-    )
+    except ValueError as error:
+        click.echo(f"{letter.id}: {error}", err=True)
+        return False
     return True
 
 
