@@ -1,0 +1,1 @@
+"""Benchmarks of hidesync-events: ``python -m bench`` (see ``bench/__main__.py``)."""
