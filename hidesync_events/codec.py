@@ -4,7 +4,12 @@ An envelope is one JSON object::
 
     {"envelope_version": 1, "type": "ToolCheckedOut", "schema_version": 1,
      "category": "tools", "event_id": "...", "timestamp": "2026-12-04T09:30:00Z",
-     "correlation_id": "...", "causation_id": null, "payload": {"tool_id": 7, ...}}
+     "correlation_id": "...", "causation_id": null,
+     "payload": {"event_id": "...", "timestamp": "...", "tool_id": 7, ...}}
+
+The payload is the event's own JSON; the header repeats its id and time so that tools
+(dead letters, the command line) can read them without decoding the payload, and a
+decoded envelope whose header and payload disagree is refused.
 
 ``encode`` refuses an event whose values would not come back as the same types and
 values (a ``Decimal`` in an ``Any`` field, a tuple where JSON has only lists), so nothing
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -27,7 +33,6 @@ from pydantic import (
     StrictStr,
     ValidationError,
     create_model,
-    model_validator,
 )
 from pydantic_core import PydanticSerializationError, SchemaValidator
 
@@ -56,7 +61,6 @@ _HEADER_FIELDS: dict[str, type | tuple[type, ...]] = {
     "causation_id": (str, type(None)),
     "payload": dict,
 }
-_ENVELOPE_ONLY = {"event_id", "timestamp"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,29 +101,37 @@ def encode(
         )
 
     try:
-        payload = event.model_dump_json(exclude=_ENVELOPE_ONLY)
+        payload = event.model_dump_json()
     except PydanticSerializationError as error:
         raise LossyEventError(
             f"{type(event).__name__} cannot be written as JSON: {error}"
         ) from error
 
+    # The event id was validated as UUID text when the event was built; ids that came
+    # from elsewhere (a handled envelope's correlation id) are escaped.
+    correlation = (
+        json.dumps(correlation_id) if correlation_id else f'"{event.event_id}"'
+    )
+    causation = json.dumps(causation_id) if causation_id else "null"
     text = (
-        f"{_header_prefix(type(event))}"
-        f'"event_id":{json.dumps(event.event_id)},"timestamp":"{_iso(event)}",'
-        f'"correlation_id":{json.dumps(correlation_id or event.event_id)},'
-        f'"causation_id":{json.dumps(causation_id)},"payload":{payload}}}'
+        f'{_header_prefix(type(event))}"event_id":"{event.event_id}",'
+        f'"timestamp":"{_iso(event)}","correlation_id":{correlation},'
+        f'"causation_id":{causation},"payload":{payload}}}'
     )
     _check_size(text, max_bytes)
     return text
 
 
-def decode(raw: str | bytes, *, max_bytes: int) -> Envelope:
+def decode(
+    raw: str | bytes, *, max_bytes: int, event_type: type[DomainEvent] | None = None
+) -> Envelope:
     """Rebuild the envelope and its event from JSON text.
 
     The payload is validated as JSON (pydantic's JSON mode), the exact inverse of
-    :func:`encode`. Raises :class:`EnvelopeTooLargeError`,
-    :class:`MalformedEnvelopeError`, :class:`UnknownEventError` or
-    :class:`PayloadValidationError`.
+    :func:`encode`. ``event_type``, when the caller knows it (it just encoded the
+    event), saves reading the type first; an envelope of another type is refused.
+    Raises :class:`EnvelopeTooLargeError`, :class:`MalformedEnvelopeError`,
+    :class:`UnknownEventError` or :class:`PayloadValidationError`.
     """
     if not isinstance(raw, str | bytes):
         raise MalformedEnvelopeError(
@@ -128,37 +140,58 @@ def decode(raw: str | bytes, *, max_bytes: int) -> Envelope:
 
     _check_size(raw, max_bytes)
 
-    try:
-        name = _TypeOnly.model_validate_json(raw).type
-    except ValidationError:
-        raise _malformed(raw) from None
-
-    try:
-        event_cls = event_type_named(name)
-    except UnknownEventTypeError as error:
-        raise UnknownEventError(str(error), raw=raw) from None
-
+    event_cls = event_type or _class_named_in(raw)
     if event_cls.__event_meta__.legacy:
         return _decode_legacy(event_cls, raw)
 
     try:
         envelope = _envelope_model(event_cls).model_validate_json(raw)
     except ValidationError as error:
-        raise _invalid(name, error, raw) from None
+        raise _invalid(event_cls.__event_meta__.name, error, raw) from None
 
-    if envelope.envelope_version != ENVELOPE_VERSION:
-        raise _malformed(raw)
-
-    _check_schema_version(event_cls, envelope.schema_version, raw)
+    _check_identity(envelope, event_cls, raw)
     return Envelope(
         event=envelope.payload,
-        event_type=name,
+        event_type=envelope.type,
         schema_version=envelope.schema_version,
         category=envelope.category,
         correlation_id=envelope.correlation_id,
         causation_id=envelope.causation_id,
         text=raw if isinstance(raw, str) else raw.decode(),
     )
+
+
+def _class_named_in(raw: str | bytes) -> type[DomainEvent]:
+    try:
+        name = _TypeOnly.model_validate_json(raw).type
+    except ValidationError:
+        raise _malformed(raw) from None
+
+    try:
+        return event_type_named(name)
+    except UnknownEventTypeError as error:
+        raise UnknownEventError(str(error), raw=raw) from None
+
+
+def _check_identity(
+    envelope: Any, event_cls: type[DomainEvent], raw: str | bytes
+) -> None:
+    meta = event_cls.__event_meta__
+    if envelope.envelope_version != ENVELOPE_VERSION:
+        raise _malformed(raw)
+
+    if envelope.type != meta.name:
+        raise MalformedEnvelopeError(
+            f"envelope holds a {envelope.type!r}, not a {meta.name!r}", raw=raw
+        )
+
+    if not _header_matches(envelope.event_id, envelope.timestamp, envelope.payload):
+        raise MalformedEnvelopeError(
+            "envelope header does not match its payload (event_id or timestamp)",
+            raw=raw,
+        )
+
+    _check_schema_version(event_cls, envelope.schema_version, raw)
 
 
 def peek_header(raw: str | bytes) -> dict[str, Any]:
@@ -189,28 +222,6 @@ def build_event(event_cls: type[DomainEvent], payload: dict[str, Any]) -> Domain
     return event_cls.model_validate_json(json.dumps(payload))
 
 
-def ensure_lossless(original: DomainEvent, decoded: DomainEvent) -> None:
-    """Raise :class:`LossyEventError` unless ``decoded`` has the same types and values."""
-    if _same(original.__dict__, decoded.__dict__) and _same(
-        original.__pydantic_extra__ or {}, decoded.__pydantic_extra__ or {}
-    ):
-        return
-
-    name = type(original).__name__
-    before = {**original.__dict__, **(original.__pydantic_extra__ or {})}
-    after = {**decoded.__dict__, **(decoded.__pydantic_extra__ or {})}
-    changed = [key for key, value in before.items() if not _same(value, after.get(key))]
-    details = "; ".join(
-        f"{name}.{key} holds {before[key]!r} ({type(before[key]).__name__}) but would "
-        f"arrive as {after.get(key)!r} ({type(after.get(key)).__name__})"
-        for key in changed
-    )
-    raise LossyEventError(
-        f"{details}. Declare the field with its exact type (e.g. `amount: Decimal`, "
-        "`tags: set[str]`) or convert the value to a JSON type before publishing"
-    )
-
-
 class _TypeOnly(BaseModel):
     """Just enough of an envelope to choose the event class that validates the rest."""
 
@@ -220,7 +231,11 @@ class _TypeOnly(BaseModel):
 
 
 class _EnvelopeFields(BaseModel):
-    """The envelope around a payload; subclassed per event class with ``payload: cls``."""
+    """The envelope around a payload; subclassed per event class with ``payload: cls``.
+
+    No validator of ours runs here: pydantic validates the whole envelope from JSON in
+    one pass, which is what makes decoding cheap.
+    """
 
     # Unknown header keys are ignored (a later minor release may add some); known
     # ones must have their JSON type exactly: "1" is not a schema version.
@@ -234,16 +249,6 @@ class _EnvelopeFields(BaseModel):
     timestamp: StrictStr
     correlation_id: StrictStr
     causation_id: StrictStr | None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _identity_into_payload(cls, data: Any) -> Any:
-        # The event's id and time travel once, in the header; the event needs them.
-        if isinstance(data, dict) and isinstance(data.get("payload"), dict):
-            for key in _ENVELOPE_ONLY:
-                if key in data:
-                    data["payload"][key] = data[key]
-        return data
 
 
 @cache
@@ -259,14 +264,17 @@ def _decode_legacy(event_cls: type[DomainEvent], raw: str | bytes) -> Envelope:
     # Classes with a custom __init__ are rebuilt field by field (see build_event).
     data = json.loads(raw)
     _check_header(data, raw)
-    payload = data["payload"]
-    for key in _ENVELOPE_ONLY:
-        payload[key] = data[key]
-
     try:
-        event = build_event(event_cls, payload)
+        event = build_event(event_cls, data["payload"])
     except ValidationError as error:
         raise _invalid(data["type"], error, raw, nested=False) from None
+
+    name_ok = data["type"] == event_cls.__event_meta__.name
+    if not name_ok or not _header_matches(data["event_id"], data["timestamp"], event):
+        raise MalformedEnvelopeError(
+            "envelope header does not match its payload (type, event_id or timestamp)",
+            raw=raw,
+        )
 
     _check_schema_version(event_cls, data["schema_version"], raw)
     return Envelope(
@@ -278,6 +286,16 @@ def _decode_legacy(event_cls: type[DomainEvent], raw: str | bytes) -> Envelope:
         causation_id=data["causation_id"],
         text=raw if isinstance(raw, str) else raw.decode(),
     )
+
+
+def _header_matches(event_id: str, timestamp: str, event: DomainEvent) -> bool:
+    if event_id != event.event_id:
+        return False
+
+    try:
+        return datetime.fromisoformat(timestamp) == event.timestamp
+    except ValueError:
+        return False
 
 
 def _malformed(raw: str | bytes) -> MalformedEnvelopeError:
@@ -401,23 +419,3 @@ def _fields_validator(event_cls: type[DomainEvent]) -> SchemaValidator:
         inner = schema["schema"]
 
     return SchemaValidator(inner, schema.get("config"))
-
-
-def _same(a: Any, b: Any) -> bool:
-    # Stricter than ==: 1 == True == 1.0 and a str enum equals its value, but a handler
-    # receiving the other type would see a changed event.
-    if type(a) is not type(b):
-        return False
-
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_same(v, b[k]) for k, v in a.items())
-
-    if isinstance(a, list | tuple):
-        return len(a) == len(b) and all(map(_same, a, b))
-
-    if isinstance(a, BaseModel):
-        return _same(a.__dict__, b.__dict__) and _same(
-            a.__pydantic_extra__ or {}, b.__pydantic_extra__ or {}
-        )
-
-    return bool(a == b)

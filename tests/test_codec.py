@@ -30,13 +30,8 @@ from hidesync_events import (
     ToolCheckedOut,
     UnknownEventError,
 )
-from hidesync_events.codec import (
-    build_event,
-    decode,
-    encode,
-    ensure_lossless,
-    peek_header,
-)
+from hidesync_events.codec import build_event, decode, encode, peek_header
+from hidesync_events.fidelity import ensure_lossless
 
 MAX_BYTES = 1024 * 1024
 EVENT_ID = "0b7e2f4c-2a61-4c1e-9d3a-5f0c8e7a1b22"
@@ -267,9 +262,11 @@ class TestEnvelope:
             "causation_id": None,
         } == {key: value for key, value in envelope.items() if key != "payload"}
 
-    def test_payload_holds_the_fields_but_not_the_identity(self) -> None:
-        """The payload has the event's fields; event_id and timestamp travel once."""
+    def test_payload_is_the_events_own_json(self) -> None:
+        """The payload is the event as JSON, its id and time included."""
         assert {
+            "event_id": EVENT_ID,
+            "timestamp": "2024-01-15T09:30:00Z",
             "user_id": None,
             "checkout_id": 1,
             "tool_id": 3,
@@ -309,10 +306,12 @@ class TestEnvelope:
         )
 
     def test_legacy_attributes_travel_in_the_payload(self) -> None:
-        """A legacy-style event's assigned attributes are its payload."""
-        assert {"carrier": "Leather Express", "detail": None} == GOOD_ENVELOPES[
-            "legacy"
-        ]["payload"]
+        """A legacy-style event's assigned attributes are in its payload."""
+        payload = GOOD_ENVELOPES["legacy"]["payload"]
+
+        assert {"carrier": "Leather Express", "detail": None} == {
+            key: payload[key] for key in ("carrier", "detail")
+        }
 
 
 class TestDecodeRefusals:
@@ -457,12 +456,28 @@ class TestDecodeRefusals:
 
     @pytest.mark.parametrize("kind", GOOD_ENVELOPES)
     def test_invalid_timestamp_names_the_field(self, kind: str) -> None:
-        """A timestamp that is not a date-time is a PayloadValidationError naming it."""
+        """A payload timestamp that is not a date-time is a PayloadValidationError
+        naming it."""
+        payload = {**GOOD_ENVELOPES[kind]["payload"], "timestamp": "yesterday"}
         _refused(
-            _changed(kind, timestamp="yesterday"),
+            _changed(kind, payload=payload),
             PayloadValidationError,
             "invalid_payload",
             r"payload is not a valid \w+: timestamp: Input should be a valid datetime",
+        )
+
+    @pytest.mark.parametrize("kind", GOOD_ENVELOPES)
+    @pytest.mark.parametrize("field", ["event_id", "timestamp"])
+    def test_a_header_that_contradicts_its_payload_is_malformed(
+        self, kind: str, field: str
+    ) -> None:
+        """The header's id and time must be the payload's: otherwise malformed."""
+        other = {"event_id": CAUSE_ID, "timestamp": "2024-01-16T09:30:00Z"}[field]
+        _refused(
+            _changed(kind, **{field: other}),
+            MalformedEnvelopeError,
+            "malformed",
+            "does not match its payload|differs from the payload",
         )
 
     @pytest.mark.parametrize(
