@@ -13,10 +13,11 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
-from hidesync_events.codec import Envelope, decode, encode, ensure_lossless
+from hidesync_events.codec import Envelope, decode, encode
 from hidesync_events.dead_letters import DeadLetter, DeadLetterStore
 from hidesync_events.delivery import current_envelope
 from hidesync_events.event import DomainEvent
+from hidesync_events.fidelity import ensure_lossless
 from hidesync_events.metrics import Metrics
 from hidesync_events.retry import RetryPolicy
 from hidesync_events.runtime import Runtime
@@ -242,7 +243,7 @@ class EventBus:
             causation_id=parent.event_id if parent else None,
             max_bytes=max_bytes,
         )
-        envelope = decode(text, max_bytes=max_bytes)
+        envelope = decode(text, max_bytes=max_bytes, event_type=type(event))
         ensure_lossless(event, envelope.event)
         runtime.metrics.count("published", envelope.event_type)
         self._announce(envelope)

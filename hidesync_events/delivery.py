@@ -25,8 +25,13 @@ from hidesync_events.codec import Envelope, decode, peek_header
 from hidesync_events.completions import Claim
 from hidesync_events.dead_letters import DeadLetter, Reason
 from hidesync_events.errors import CodecError
-from hidesync_events.event import new_event_id
-from hidesync_events.handling import HandlerScope, current_envelope, handling
+from hidesync_events.handling import (
+    HandlerScope,
+    current_envelope,
+    enter_scope,
+    handling,
+    leave_scope,
+)
 from hidesync_events.runtime import Runtime
 from hidesync_events.subscriptions import HandlerRegistry, Subscription
 
@@ -161,21 +166,24 @@ class Delivery:
         if skipped is not None:
             return skipped
 
+        scope = HandlerScope(envelope, self.runtime.kv)
+        token = enter_scope(scope)
         started = time.perf_counter()
         try:
-            with handling(envelope, self.runtime.kv) as scope:
-                result = subscription.handler(envelope.event)
-                if inspect.isawaitable(result):
-                    self.runtime.loop.run(
-                        _awaited(result),
-                        context=contextvars.copy_context(),
-                        timeout_s=self.runtime.settings.handler_time_limit_s,
-                    )
+            result = subscription.handler(envelope.event)
+            if result is not None and inspect.isawaitable(result):
+                self.runtime.loop.run(
+                    _awaited(result),
+                    context=contextvars.copy_context(),
+                    timeout_s=self.runtime.settings.handler_time_limit_s,
+                )
         except Exception as error:
             elapsed = time.perf_counter() - started
             return self._failed(
                 subscription, envelope, attempt, error, elapsed, first_failed_at
             )
+        finally:
+            leave_scope(token)
 
         elapsed = time.perf_counter() - started
         return self._succeeded(subscription, envelope, attempt, elapsed, scope)
@@ -225,7 +233,7 @@ class Delivery:
         claim, busy_for_s = self.runtime.completions.claim(
             envelope.event_id,
             subscription.name,
-            owner=owner or new_event_id(),
+            owner=owner,
             ttl_s=self._claim_ttl_s,
         )
         if claim is Claim.CLAIMED:
@@ -258,9 +266,9 @@ class Delivery:
         elapsed_s: float,
         scope: HandlerScope,
     ) -> Outcome:
-        completions = self.runtime.completions
-        batch = scope.batch or completions.batch()
-        completions.complete(envelope.event_id, subscription.name, batch)
+        self.runtime.completions.complete(
+            envelope.event_id, subscription.name, scope.batch
+        )
         self.runtime.metrics.handler_finished(
             subscription.name, envelope.event_type, elapsed_s, failed=False
         )

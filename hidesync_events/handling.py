@@ -30,15 +30,24 @@ _scope: contextvars.ContextVar[HandlerScope | None] = contextvars.ContextVar(
 )
 
 
+def enter_scope(scope: HandlerScope) -> contextvars.Token[HandlerScope | None]:
+    """Make ``scope`` the running handler's; pass the token to :func:`leave_scope`."""
+    return _scope.set(scope)
+
+
+def leave_scope(token: contextvars.Token[HandlerScope | None]) -> None:
+    _scope.reset(token)
+
+
 @contextmanager
 def handling(envelope: Envelope, kv: KeyValue) -> Iterator[HandlerScope]:
     """Make ``envelope`` the current one for the code run inside."""
     scope = HandlerScope(envelope, kv)
-    token = _scope.set(scope)
+    token = enter_scope(scope)
     try:
         yield scope
     finally:
-        _scope.reset(token)
+        leave_scope(token)
 
 
 def current_envelope() -> Envelope | None:

@@ -11,7 +11,9 @@ accurate to within half a bucket, about 6%.
 from __future__ import annotations
 
 import math
+import os
 import threading
+import weakref
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -99,28 +101,35 @@ class MetricsSnapshot:
 
 
 class Metrics:
-    """Counters of one process, with what has not yet been shared kept apart."""
+    """Counters of one process; what was already shared is remembered, not kept apart,
+    so counting costs one update."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._totals = MetricsSnapshot()
-        self._pending = MetricsSnapshot()
+        self._shared = MetricsSnapshot()
+        self._counters = self._totals.counters
+        _renew_lock_in_forked_children(self)
+
+    def after_fork(self) -> None:
+        """A forked child starts with a free lock (the parent's flusher may have held
+        it at the moment of the fork)."""
+        self._lock = threading.Lock()
 
     def count(self, family: str, key: str, amount: int = 1) -> None:
         with self._lock:
-            self._totals.counters[family][key] += amount
-            self._pending.counters[family][key] += amount
+            self._counters[family][key] += amount
 
     def handler_finished(
         self, handler: str, event_type: str, duration_s: float, *, failed: bool
     ) -> None:
         bucket = f"{handler}|{duration_bucket(duration_s)}"
+        counters = self._counters
         with self._lock:
-            for snapshot in (self._totals, self._pending):
-                snapshot.counters["handler_runs"][handler] += 1
-                snapshot.counters["durations"][bucket] += 1
-                if failed:
-                    snapshot.counters["handler_errors"][f"{handler}:{event_type}"] += 1
+            counters["handler_runs"][handler] += 1
+            counters["durations"][bucket] += 1
+            if failed:
+                counters["handler_errors"][f"{handler}:{event_type}"] += 1
 
     def snapshot(self) -> MetricsSnapshot:
         """Return a copy of this process's counters."""
@@ -130,21 +139,27 @@ class Metrics:
     def reset(self) -> None:
         with self._lock:
             self._totals = MetricsSnapshot()
-            self._pending = MetricsSnapshot()
+            self._shared = MetricsSnapshot()
+            self._counters = self._totals.counters
 
     def flush(self, kv: KeyValue, key_prefix: str) -> None:
         """Add what was counted since the last flush to the shared totals in ``kv``."""
         with self._lock:
-            pending, self._pending = self._pending, MetricsSnapshot()
+            now = _copy(self._totals)
+        pending = {
+            family: counter - self._shared.counters[family]
+            for family, counter in now.counters.items()
+        }
 
         batch = kv.batch()
         queued = False
-        for family, counter in pending.counters.items():
+        for family, counter in pending.items():
             for key, amount in counter.items():
                 batch.hincrby(f"{key_prefix}:metrics:{family}", key, amount)
                 queued = True
         if queued:
             batch.execute()
+        self._shared = now  # only once the store has it: a failed flush is retried
 
     @staticmethod
     def load(kv: KeyValue, key_prefix: str) -> MetricsSnapshot:
@@ -154,6 +169,17 @@ class Metrics:
             stored = kv.hgetall(f"{key_prefix}:metrics:{family}")
             snapshot.counters[family].update({k: int(v) for k, v in stored.items()})
         return snapshot
+
+
+def _renew_lock_in_forked_children(metrics: Metrics) -> None:
+    reference = weakref.ref(metrics)
+
+    def renew() -> None:
+        alive = reference()
+        if alive is not None:
+            alive.after_fork()
+
+    os.register_at_fork(after_in_child=renew)
 
 
 def _copy(snapshot: MetricsSnapshot) -> MetricsSnapshot:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hidesync_events.completions import CompletionLog
+from hidesync_events.completions import CompletionLog, Completions, MemoryCompletionLog
 from hidesync_events.dead_letters import DeadLetterStore
 from hidesync_events.keyvalue import KeyValue, MemoryKeyValue, open_keyvalue
 from hidesync_events.loop import LoopThread
@@ -27,13 +27,15 @@ class Runtime:
     settings: Settings
     kv: KeyValue
     dead_letters: DeadLetterStore
-    completions: CompletionLog
+    completions: Completions
     metrics: Metrics
     default_retry: RetryPolicy
     loop: LoopThread
 
     @classmethod
-    def create(cls, settings: Settings, kv: KeyValue) -> Runtime:
+    def create(
+        cls, settings: Settings, kv: KeyValue, completions: Completions | None = None
+    ) -> Runtime:
         prefix = settings.key_prefix
         return cls(
             settings=settings,
@@ -41,7 +43,8 @@ class Runtime:
             dead_letters=DeadLetterStore(
                 kv, key_prefix=prefix, max_envelope_bytes=settings.max_envelope_bytes
             ),
-            completions=CompletionLog(
+            completions=completions
+            or CompletionLog(
                 kv, key_prefix=prefix, retention_s=settings.completion_retention_s
             ),
             metrics=Metrics(),
@@ -52,7 +55,10 @@ class Runtime:
     @classmethod
     def in_memory(cls, settings: Settings) -> Runtime:
         """A runtime whose state lives and dies with this object (eager mode, tests)."""
-        return cls.create(settings, MemoryKeyValue())
+        retention_s = settings.completion_retention_s
+        return cls.create(
+            settings, MemoryKeyValue(), MemoryCompletionLog(retention_s=retention_s)
+        )
 
     @classmethod
     def shared(cls, settings: Settings) -> Runtime:

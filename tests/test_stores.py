@@ -719,7 +719,7 @@ class TestCompletionLog:
         """Once completed, the pair is done and further claims say so."""
         self.claim(claims, "worker-a")
 
-        claims.complete("e1", "h:reserve", claims.batch())
+        claims.complete("e1", "h:reserve", None)
 
         assert claims.is_done("e1", "h:reserve") is True
         assert Claim.DONE is self.claim(claims, "worker-a")
@@ -727,7 +727,7 @@ class TestCompletionLog:
 
     def test_pairs_are_independent(self, claims: CompletionLog) -> None:
         """Completing one (event, handler) pair leaves the other pairs open."""
-        claims.complete("e1", "h:reserve", claims.batch())
+        claims.complete("e1", "h:reserve", None)
 
         assert claims.is_done("e1", "h:notify") is False
         assert claims.is_done("e2", "h:reserve") is False
@@ -737,7 +737,7 @@ class TestCompletionLog:
         self, log: CompletionLog, kv: KeyValue
     ) -> None:
         """complete applies the batch it is given together with the record."""
-        effects = log.batch().hincrby("workshop:cuts", "belt", 1)
+        effects = kv.batch().hincrby("workshop:cuts", "belt", 1)
 
         assert kv.hget("workshop:cuts", "belt") is None
         log.complete("e1", "h:reserve", effects)
@@ -749,7 +749,7 @@ class TestCompletionLog:
         self, log: CompletionLog, clock: Clock
     ) -> None:
         """A completion is kept for retention_s seconds, then forgotten."""
-        log.complete("e1", "h:reserve", log.batch())
+        log.complete("e1", "h:reserve", None)
 
         clock.advance(59)
         assert log.is_done("e1", "h:reserve") is True
