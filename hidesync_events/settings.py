@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from kombu.utils.url import maybe_sanitize_url
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -93,7 +94,8 @@ class Settings(BaseSettings):
             return "memory://"
 
         raise ConfigurationError(
-            f"state_url is not set and broker_url {self.broker_url!r} is not Redis; "
+            f"state_url is not set and broker_url {maybe_sanitize_url(self.broker_url)!r} "
+            "is not Redis; "
             "set HIDESYNC_EVENTS_STATE_URL to a redis:// URL for dead letters and metrics"
         )
 

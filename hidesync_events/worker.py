@@ -10,6 +10,7 @@ message to a second worker while the first still works on it.
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import logging
 import threading
@@ -220,6 +221,8 @@ class MetricsFlusher:
                     target=self._loop, name="hidesync-events-metrics", daemon=True
                 )
                 self._thread.start()
+                # What was counted since the last flush is not lost at exit.
+                atexit.register(self.flush_now)
 
     def flush_now(self, *args: Any, **kwargs: Any) -> None:
         runtime = self._runtime

@@ -38,7 +38,7 @@ def reporting_unreachable() -> Iterator[None]:
     """Turn "cannot reach the broker or the state store" into one line and exit 3."""
     try:
         yield
-    except (BrokerUnavailableError, OperationalError, redis.ConnectionError) as error:
+    except (BrokerUnavailableError, OperationalError, redis.RedisError) as error:
         click.echo(f"error: {error}", err=True)
         raise SystemExit(EXIT_UNREACHABLE) from None
     except ConfigurationError as error:

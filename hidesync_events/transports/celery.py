@@ -29,7 +29,9 @@ class CeleryTransport:
     def __init__(self, registry: HandlerRegistry, runtime: Runtime) -> None:
         self.delivery = Delivery(registry, runtime)
         self.worker = WorkerDelivery(self.delivery, self._resend)
-        self.app = create_app(runtime.settings, self.worker, MetricsFlusher(runtime))
+        # Publishing processes share their counts too (published, spooled).
+        self._flusher = MetricsFlusher(runtime)
+        self.app = create_app(runtime.settings, self.worker, self._flusher)
         self.publisher = Publisher(self.app, DELIVER_TASK, runtime.settings)
         self._prefix = runtime.settings.queue_prefix
 
@@ -38,6 +40,7 @@ class CeleryTransport:
         return self.delivery.runtime
 
     def send(self, envelope: Envelope, *, only: str | None = None) -> Receipt:
+        self._flusher.ensure_running()
         queue = queue_name(envelope.category, self._prefix)
         status = self.publisher.send(
             queue, envelope.text, kwargs={"handler": only} if only else None
@@ -62,5 +65,6 @@ class CeleryTransport:
         return 0
 
     def close(self) -> None:
+        self._flusher.flush_now()
         self.publisher.close()
         self.app.close()
