@@ -10,13 +10,13 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 
 import pytest
 
-from hidesync_events import EventBus, global_event_bus, reset_settings
+from hidesync_events import EventBus
 from hidesync_events.redis_server import ThrowawayRedis, redis_server_binary
+from hidesync_events.testing import isolated_global_bus
 from tests.support.fleet import WorkerFleet
 
 
@@ -36,29 +36,8 @@ def _fresh_settings_and_global_bus(_private_spool: None) -> Iterator[None]:
     Subscriptions made by modules the test imported for the first time stay: those
     modules will not run again to make them.
     """
-    registry = global_event_bus.registry
-    kept = list(registry.subscriptions())
-    modules = set(sys.modules)
-    reset_settings()
-
-    yield
-
-    reset_settings()
-    global_event_bus.close()
-    imported = set(sys.modules) - modules
-    for subscription in list(registry.subscriptions()):
-        made_by_import = subscription.name.partition(":")[0] in imported
-        if subscription not in kept and not made_by_import:
-            registry.remove(subscription.event_type, subscription.handler)
-    present = list(registry.subscriptions())
-    for subscription in kept:
-        if subscription not in present:
-            registry.add(
-                subscription.event_type,
-                subscription.handler,
-                name=subscription.name,
-                retry=subscription.retry,
-            )
+    with isolated_global_bus():
+        yield
 
 
 @pytest.fixture

@@ -26,11 +26,22 @@ class EagerTransport:
     called with no event loop running in the thread, run to completion on the
     process's handler loop; when a loop is running, they are scheduled as tasks on it
     (``await bus.drain()`` waits for them). ``publish_async`` awaits every handler.
+
+    ``raise_errors=True`` is for tests (the ``hidesync_strict`` marker of
+    :mod:`hidesync_events.testing`): a handler's first failure is raised, as the
+    handler's own exception, from ``publish`` / ``publish_async`` (from ``drain`` for
+    a handler scheduled as a task), so the test fails. The failure is still logged and
+    counted as usual, and dead-lettered when the handler's policy allows no retry, but
+    it is never retried, and the handlers after it for that event do not run.
     """
 
-    def __init__(self, registry: HandlerRegistry, runtime: Runtime) -> None:
+    def __init__(
+        self, registry: HandlerRegistry, runtime: Runtime, *, raise_errors: bool = False
+    ) -> None:
         self.delivery = Delivery(registry, runtime, retries_wait=False)
+        self.raise_errors = raise_errors
         self._tasks: set[asyncio.Task[Outcome]] = set()
+        self._task_errors: list[BaseException] = []
 
     @property
     def runtime(self) -> Runtime:
@@ -60,6 +71,19 @@ class EagerTransport:
         return Receipt(envelope.event_id, "delivered")
 
     async def drain(self, timeout_s: float | None = None) -> int:
+        left = await self._wait_for_tasks(timeout_s)
+        self.raise_task_error()
+        return left
+
+    def raise_task_error(self) -> None:
+        """With ``raise_errors``: raise the first handler error of a scheduled task
+        that was not raised yet (``drain`` calls this; a test's teardown may too).
+        """
+        if self._task_errors:
+            error, *self._task_errors = self._task_errors
+            raise error
+
+    async def _wait_for_tasks(self, timeout_s: float | None) -> int:
         loop = asyncio.get_running_loop()
         deadline = None if timeout_s is None else loop.time() + timeout_s
         while pending := {
@@ -82,6 +106,7 @@ class EagerTransport:
 
     def close(self) -> None:
         self._tasks.clear()
+        self._task_errors.clear()
 
     def _run(self, subscription: Subscription, envelope: Envelope) -> Outcome:
         attempt, first_failed_at = 1, None
@@ -89,6 +114,7 @@ class EagerTransport:
             outcome = self.delivery.run(
                 subscription, envelope, attempt, first_failed_at
             )
+            self._raise_if_strict(outcome)
             if outcome.status is not Status.RETRY:
                 return outcome
             attempt, first_failed_at = attempt + 1, first_failed_at or datetime.now(UTC)
@@ -105,14 +131,27 @@ class EagerTransport:
             outcome = await self.delivery.run_async(
                 subscription, envelope, attempt, first_failed_at
             )
+            self._raise_if_strict(outcome)
             if outcome.status is not Status.RETRY:
                 return outcome
             attempt, first_failed_at = attempt + 1, first_failed_at or datetime.now(UTC)
 
+    def _raise_if_strict(self, outcome: Outcome) -> None:
+        if self.raise_errors and outcome.error is not None:
+            raise outcome.error
+
     def _track(self, task: asyncio.Task[Outcome]) -> None:
         # The loop keeps only weak references to tasks: hold them until they finish.
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[Outcome]) -> None:
+        self._tasks.discard(task)
+        # Only a strict transport's tasks raise; keep the error for drain() to raise.
+        if self.raise_errors and not task.cancelled():
+            error = task.exception()
+            if error is not None:
+                self._task_errors.append(error)
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
