@@ -5,6 +5,7 @@
     hidesync-events publish day.jsonl         # bulk publish recorded events
     hidesync-events dead-letters list         # what could not be handled
     hidesync-events events                    # the event catalogue
+    hidesync-events stats --watch             # queues, consumers, handled, failed
 
 Exit codes: 0 success, 1 some input rejected or a check failed, 2 usage error,
 3 the broker or state store could not be reached.
@@ -20,6 +21,7 @@ from hidesync_events.cli.dead_letters import dead_letters
 from hidesync_events.cli.demo import demo
 from hidesync_events.cli.events import events
 from hidesync_events.cli.publish import publish
+from hidesync_events.cli.stats import stats
 from hidesync_events.cli.worker import worker
 
 
@@ -47,3 +49,4 @@ main.add_command(worker)
 main.add_command(publish)
 main.add_command(dead_letters)
 main.add_command(events)
+main.add_command(stats)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import importlib
 import json
+from pathlib import Path
 
 import click
 from rich.console import Console
 from rich.table import Table
 
+from hidesync_events.asyncapi import ASYNCAPI_VERSION, asyncapi_text, build_asyncapi
 from hidesync_events.bus import global_event_bus
 from hidesync_events.categories import queue_name
 from hidesync_events.event import DomainEvent, registered_event_types
@@ -25,10 +27,32 @@ from hidesync_events.event import DomainEvent, registered_event_types
 )
 @click.option("--json", "as_json", is_flag=True, help="The catalogue as JSON.")
 @click.option("--json-schema", is_flag=True, help="The JSON Schema of every event.")
-def events(handler_modules: tuple[str, ...], as_json: bool, json_schema: bool) -> None:
+@click.option(
+    "--asyncapi",
+    "asyncapi_path",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    metavar="PATH",
+    help="Write an AsyncAPI 3.0.0 document of the queues and events to PATH "
+    "(YAML if it ends in .yaml or .yml, else JSON; - for standard output).",
+)
+def events(
+    handler_modules: tuple[str, ...],
+    as_json: bool,
+    json_schema: bool,
+    asyncapi_path: Path | None,
+) -> None:
     """List every registered event: wire name, category, queue, fields, handlers."""
+    if asyncapi_path is not None and (as_json or json_schema):
+        raise click.UsageError(
+            "--asyncapi cannot be combined with --json or --json-schema"
+        )
+
     for module in handler_modules or global_event_bus.settings.handler_modules:
         importlib.import_module(module)
+
+    if asyncapi_path is not None:
+        _write_asyncapi(asyncapi_path)
+        return
 
     event_types = sorted(
         registered_event_types().values(),
@@ -58,6 +82,25 @@ def events(handler_modules: tuple[str, ...], as_json: bool, json_schema: bool) -
             "\n".join(row["handlers"]) or "-",  # type: ignore[arg-type]
         )
     Console().print(table)
+
+
+def _write_asyncapi(path: Path) -> None:
+    document = build_asyncapi()
+    try:
+        text = asyncapi_text(document, path)
+    except ImportError as error:
+        raise click.ClickException(str(error)) from None
+
+    if str(path) == "-":
+        click.echo(text, nl=False)
+        return
+
+    path.write_text(text, encoding="utf-8")
+    click.echo(
+        f"wrote an AsyncAPI {ASYNCAPI_VERSION} document to {path}: "
+        f"{len(document['channels'])} channels, "
+        f"{len(document['components']['messages'])} messages"
+    )
 
 
 def _describe(cls: type[DomainEvent]) -> dict[str, object]:
