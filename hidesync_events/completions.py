@@ -2,17 +2,20 @@
 
 Delivery is at least once: a message can arrive again after a worker crash, a Redis
 visibility timeout or a republish, and two workers can receive copies at the same moment.
-Before a handler runs, one atomic step looks its ``(event_id, handler)`` pair up:
+Before the handlers of a message run, one atomic step looks each ``(event_id, handler)``
+pair up:
 
 * ``DONE``: it completed before; skip it.
 * ``CLAIMED``: nobody else holds it; this delivery runs it. The claim expires after the
-  handler time limit, so a claim left by a process that died is not held for ever, and
+  hard time limit, so a claim left by a process that died is not held for ever, and
   the redelivery of the very message whose process died takes its claim over at once.
-* ``BUSY``: another delivery is running it now; look again when that claim expires.
+* ``BUSY``: another delivery is running it now; look again later.
 
-When the handler succeeds, the completion record is written in the same atomic batch as
-the handler's own :func:`~hidesync_events.delivery.effects`, so either both happen or
-neither does. Records are kept ``completion_retention_s`` seconds.
+When the handlers have run, one more atomic step settles them: for each that succeeded,
+its :func:`~hidesync_events.effects` and its completion record; for each that failed,
+the release of its claim. Either all of that happens or none of it. Records are kept
+``completion_retention_s`` seconds. Two round trips to Redis per message, however many
+events and handlers it carries.
 """
 
 from __future__ import annotations
@@ -20,17 +23,22 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import NamedTuple, Protocol
 
 from hidesync_events.event import new_event_id
 from hidesync_events.keyvalue import (
     KeyValue,
-    KeyValueBatch,
     MemoryKeyValue,
+    RecordedBatch,
     Script,
     Value,
 )
+
+#: An ``(event_id, handler name)`` pair.
+Pair = tuple[str, str]
 
 
 class Claim(StrEnum):
@@ -45,46 +53,62 @@ class ClaimResult(NamedTuple):
     busy_for_s: float = 0.0
 
 
-def _claim_in_memory(
-    kv: MemoryKeyValue, keys: list[str], args: list[Value]
-) -> list[Value]:
-    done, claim = keys
-    owner, ttl_ms = str(args[0]), int(args[1])
-    if kv.exists(done):
-        return ["done", 0]
+@dataclass
+class Settlement:
+    """What the handlers of one message came to: completed (with effects) or released."""
 
-    if kv.set(claim, owner, px_ms=ttl_ms, nx=True) or kv.get(claim) == owner:
-        kv.set(claim, owner, px_ms=ttl_ms)
-        return ["claimed", 0]
+    completed: list[tuple[Pair, RecordedBatch | None]] = field(default_factory=list)
+    released: list[Pair] = field(default_factory=list)
 
-    return ["busy", kv.pttl(claim)]
-
-
-_CLAIM = Script(
-    lua="""
-    if redis.call('EXISTS', KEYS[1]) == 1 then return {'done', 0} end
-    if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2])
-        or redis.call('GET', KEYS[2]) == ARGV[1] then
-        redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
-        return {'claimed', 0}
-    end
-    return {'busy', redis.call('PTTL', KEYS[2])}
-    """,
-    in_memory=_claim_in_memory,
-)
+    def __bool__(self) -> bool:
+        return bool(self.completed or self.released)
 
 
 class Completions(Protocol):
     """Claims and completion records of ``(event_id, handler)`` pairs."""
 
-    def claim(
-        self, event_id: str, handler: str, *, owner: str | None, ttl_s: float
-    ) -> ClaimResult: ...
-    def complete(
-        self, event_id: str, handler: str, batch: KeyValueBatch | None
-    ) -> None: ...
-    def release(self, event_id: str, handler: str) -> None: ...
+    def claim_many(
+        self, pairs: Sequence[Pair], *, owner: str | None, ttl_s: float
+    ) -> list[ClaimResult]: ...
+    def settle(self, settlement: Settlement) -> None: ...
     def is_done(self, event_id: str, handler: str) -> bool: ...
+
+
+def _claim_in_memory(
+    kv: MemoryKeyValue, keys: list[str], args: list[Value]
+) -> list[Value]:
+    owner, ttl_ms = str(args[0]), int(args[1])
+    answers: list[Value] = []
+    for done, claim in zip(keys[::2], keys[1::2], strict=True):
+        if kv.exists(done):
+            answers += ["done", 0]
+        elif kv.set(claim, owner, px_ms=ttl_ms, nx=True) or kv.get(claim) == owner:
+            kv.set(claim, owner, px_ms=ttl_ms)
+            answers += ["claimed", 0]
+        else:
+            answers += ["busy", kv.pttl(claim)]
+    return answers
+
+
+_CLAIM_MANY = Script(
+    lua="""
+    local answers = {}
+    for i = 1, #KEYS, 2 do
+        local done, claim = KEYS[i], KEYS[i + 1]
+        if redis.call('EXISTS', done) == 1 then
+            table.insert(answers, 'done'); table.insert(answers, 0)
+        elseif redis.call('SET', claim, ARGV[1], 'NX', 'PX', ARGV[2])
+            or redis.call('GET', claim) == ARGV[1] then
+            redis.call('SET', claim, ARGV[1], 'PX', ARGV[2])
+            table.insert(answers, 'claimed'); table.insert(answers, 0)
+        else
+            table.insert(answers, 'busy'); table.insert(answers, redis.call('PTTL', claim))
+        end
+    end
+    return answers
+    """,
+    in_memory=_claim_in_memory,
+)
 
 
 class CompletionLog:
@@ -95,42 +119,65 @@ class CompletionLog:
         self._prefix = key_prefix
         self._retention_s = retention_s
 
-    def claim(
-        self, event_id: str, handler: str, *, owner: str | None, ttl_s: float
-    ) -> ClaimResult:
-        """Claim the pair for ``owner`` unless it is done or held by another owner.
+    def claim_many(
+        self, pairs: Sequence[Pair], *, owner: str | None, ttl_s: float
+    ) -> list[ClaimResult]:
+        """Claim each pair for ``owner`` unless it is done or held by another owner.
 
         ``owner`` None stands for a delivery that can never take a claim over.
         """
-        status, busy_ms = self._kv.run(
-            _CLAIM,
-            [self._done_key(event_id, handler), self._claim_key(event_id, handler)],
-            [owner or new_event_id(), max(1, round(ttl_s * 1000))],
+        if not pairs:
+            return []
+
+        keys = [key for pair in pairs for key in (self._done(pair), self._claim(pair))]
+        flat = self._kv.run(
+            _CLAIM_MANY, keys, [owner or new_event_id(), max(1, round(ttl_s * 1000))]
         )
-        return ClaimResult(Claim(_text(status)), max(0, int(busy_ms)) / 1000)
+        return [
+            ClaimResult(Claim(_text(status)), max(0, int(busy_ms)) / 1000)
+            for status, busy_ms in zip(flat[::2], flat[1::2], strict=True)
+        ]
+
+    def claim(
+        self, event_id: str, handler: str, *, owner: str | None, ttl_s: float
+    ) -> ClaimResult:
+        """:meth:`claim_many` for one pair."""
+        return self.claim_many([(event_id, handler)], owner=owner, ttl_s=ttl_s)[0]
+
+    def settle(self, settlement: Settlement) -> None:
+        """Apply completed handlers' effects and records, release the others' claims."""
+        if not settlement:
+            return
+
+        batch = self._kv.batch()
+        for pair, effects in settlement.completed:
+            if effects is not None:
+                effects.apply_to(batch)
+            batch.set(self._done(pair), "1", ex_s=self._retention_s)
+        claims = [self._claim(pair) for pair in settlement.released]
+        claims += [self._claim(pair) for pair, _ in settlement.completed]
+        batch.delete(*claims)
+        batch.execute()
 
     def complete(
-        self, event_id: str, handler: str, batch: KeyValueBatch | None
+        self, event_id: str, handler: str, effects: RecordedBatch | None = None
     ) -> None:
-        """Record completion, and apply ``batch`` (the handler's effects) with it."""
-        batch = batch or self._kv.batch()
-        batch.set(self._done_key(event_id, handler), "1", ex_s=self._retention_s)
-        batch.delete(self._claim_key(event_id, handler))
-        batch.execute()
+        """Record that ``handler`` completed the event (with its effects)."""
+        self.settle(Settlement(completed=[((event_id, handler), effects)]))
 
     def release(self, event_id: str, handler: str) -> None:
         """Give a claim up after a failure, so a retry can take it."""
-        self._kv.delete(self._claim_key(event_id, handler))
+        self.settle(Settlement(released=[(event_id, handler)]))
 
     def is_done(self, event_id: str, handler: str) -> bool:
         """Whether ``handler`` completed the event ``event_id``."""
-        return self._kv.exists(self._done_key(event_id, handler))
+        return self._kv.exists(self._done((event_id, handler)))
 
-    def _done_key(self, event_id: str, handler: str) -> str:
-        return f"{self._prefix}:done:{event_id}:{handler}"
+    def _done(self, pair: Pair) -> str:
+        return f"{self._prefix}:done:{pair[0]}:{pair[1]}"
 
-    def _claim_key(self, event_id: str, handler: str) -> str:
-        return f"{self._prefix}:claim:{event_id}:{handler}"
+    def _claim(self, pair: Pair) -> str:
+        return f"{self._prefix}:claim:{pair[0]}:{pair[1]}"
 
 
 def _text(value: object) -> str:
@@ -141,47 +188,47 @@ class MemoryCompletionLog:
     """Claims and completion records in this process's memory (eager mode).
 
     The same answers as :class:`CompletionLog`, with plain dictionaries: eager mode
-    asks for every handler of every event, and a script run per question would cost
-    more than the handler. A process holds its own claims, so none is ever left by
-    a process that died, and ``owner`` plays no part.
+    asks for every handler of every event, and a script per question would cost more
+    than the handler. A process holds its own claims, so none is ever left by a
+    process that died, and ``owner`` plays no part. Effects are applied to ``kv``.
     """
 
-    def __init__(self, *, retention_s: int) -> None:
+    def __init__(self, kv: KeyValue, *, retention_s: int) -> None:
+        self._kv = kv
         self._lock = threading.Lock()
         self._retention_s = retention_s
         self._done: OrderedDict[str, tuple[float, set[str]]] = OrderedDict()
-        self._claimed: set[tuple[str, str]] = set()
+        self._claimed: set[Pair] = set()
+
+    def claim_many(
+        self, pairs: Sequence[Pair], *, owner: str | None, ttl_s: float
+    ) -> list[ClaimResult]:
+        with self._lock:
+            return [self._claim_one(pair, ttl_s) for pair in pairs]
 
     def claim(
         self, event_id: str, handler: str, *, owner: str | None, ttl_s: float
     ) -> ClaimResult:
         with self._lock:
-            done = self._done.get(event_id)
-            if done is not None and handler in done[1]:
-                return ClaimResult(Claim.DONE)
+            return self._claim_one((event_id, handler), ttl_s)
 
-            pair = (event_id, handler)
-            if pair in self._claimed:
-                return ClaimResult(Claim.BUSY, ttl_s)
-
-            self._claimed.add(pair)
-            return ClaimResult(Claim.CLAIMED)
-
-    def complete(
-        self, event_id: str, handler: str, batch: KeyValueBatch | None
-    ) -> None:
-        if batch is not None:
-            batch.execute()
+    def settle(self, settlement: Settlement) -> None:
+        for _, effects in settlement.completed:
+            if effects is not None:
+                effects.apply_to(self._kv.batch()).execute()
 
         now = time.monotonic()
         with self._lock:
-            self._claimed.discard((event_id, handler))
-            done = self._done.get(event_id)
-            if done is None:
-                self._done[event_id] = (now, {handler})
-                self._forget_older_than(now - self._retention_s)
-            else:
-                done[1].add(handler)
+            for pair in settlement.released:
+                self._claimed.discard(pair)
+            for pair, _ in settlement.completed:
+                self._claimed.discard(pair)
+                self._record(pair, now)
+
+    def complete(
+        self, event_id: str, handler: str, effects: RecordedBatch | None = None
+    ) -> None:
+        self.settle(Settlement(completed=[((event_id, handler), effects)]))
 
     def release(self, event_id: str, handler: str) -> None:
         with self._lock:
@@ -192,10 +239,25 @@ class MemoryCompletionLog:
             done = self._done.get(event_id)
             return done is not None and handler in done[1]
 
-    def _forget_older_than(self, horizon: float) -> None:
+    def _claim_one(self, pair: Pair, ttl_s: float) -> ClaimResult:
+        done = self._done.get(pair[0])
+        if done is not None and pair[1] in done[1]:
+            return ClaimResult(Claim.DONE)
+
+        if pair in self._claimed:
+            return ClaimResult(Claim.BUSY, ttl_s)
+
+        self._claimed.add(pair)
+        return ClaimResult(Claim.CLAIMED)
+
+    def _record(self, pair: Pair, now: float) -> None:
+        done = self._done.get(pair[0])
+        if done is not None:
+            done[1].add(pair[1])
+            return
+
+        self._done[pair[0]] = (now, {pair[1]})
+        horizon = now - self._retention_s
         # Events are kept in the order they first completed: the oldest come first.
-        while self._done:
-            first = next(iter(self._done.values()))
-            if first[0] >= horizon:
-                return
+        while self._done and next(iter(self._done.values()))[0] < horizon:
             self._done.popitem(last=False)

@@ -11,18 +11,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from hidesync_events.codec import Envelope
-from hidesync_events.keyvalue import KeyValue, KeyValueBatch
+from hidesync_events.keyvalue import KeyValueBatch, RecordedBatch
 
 
 class HandlerScope:
-    """The running handler's envelope, and the batch of its writes (made on demand)."""
+    """The running handler's envelope, and the writes it recorded (made on demand)."""
 
-    __slots__ = ("batch", "envelope", "kv")
+    __slots__ = ("batch", "envelope")
 
-    def __init__(self, envelope: Envelope, kv: KeyValue) -> None:
+    def __init__(self, envelope: Envelope) -> None:
         self.envelope = envelope
-        self.kv = kv
-        self.batch: KeyValueBatch | None = None
+        self.batch: RecordedBatch | None = None
 
 
 _scope: contextvars.ContextVar[HandlerScope | None] = contextvars.ContextVar(
@@ -40,9 +39,9 @@ def leave_scope(token: contextvars.Token[HandlerScope | None]) -> None:
 
 
 @contextmanager
-def handling(envelope: Envelope, kv: KeyValue) -> Iterator[HandlerScope]:
+def handling(envelope: Envelope) -> Iterator[HandlerScope]:
     """Make ``envelope`` the current one for the code run inside."""
-    scope = HandlerScope(envelope, kv)
+    scope = HandlerScope(envelope)
     token = enter_scope(scope)
     try:
         yield scope
@@ -76,5 +75,5 @@ def effects() -> KeyValueBatch:
         raise RuntimeError("effects() is only available while a handler runs")
 
     if scope.batch is None:
-        scope.batch = scope.kv.batch()
+        scope.batch = RecordedBatch()
     return scope.batch

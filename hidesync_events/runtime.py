@@ -55,9 +55,10 @@ class Runtime:
     @classmethod
     def in_memory(cls, settings: Settings) -> Runtime:
         """A runtime whose state lives and dies with this object (eager mode, tests)."""
+        kv = MemoryKeyValue()
         retention_s = settings.completion_retention_s
         return cls.create(
-            settings, MemoryKeyValue(), MemoryCompletionLog(retention_s=retention_s)
+            settings, kv, MemoryCompletionLog(kv, retention_s=retention_s)
         )
 
     @classmethod

@@ -14,11 +14,12 @@ import atexit
 import importlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from hidesync_events.categories import queue_name
 from hidesync_events.codec import Envelope, peek_header
 from hidesync_events.dead_letters import Reason
 from hidesync_events.delivery import Delivery, Outcome, Status
@@ -54,7 +55,7 @@ class WorkerDelivery:
 
     def __call__(
         self,
-        raw: Any,
+        raws: Sequence[Any],
         *,
         message_id: str,
         queue: str,
@@ -63,30 +64,35 @@ class WorkerDelivery:
         attempt: int = 1,
         first_failed_at: datetime | None = None,
     ) -> None:
-        if redelivered and self._too_many_deliveries(raw, message_id, queue, handler):
+        """Deliver the envelopes of one message (one, or a batch from ``publish_many``)."""
+        if redelivered and self._too_many_deliveries(raws, message_id, queue, handler):
             return
 
-        envelope = self.delivery.decode(raw, queue=queue)
-        if envelope is not None:
-            for subscription in self.delivery.targets(envelope, only=handler):
-                outcome = self.delivery.run(
-                    subscription, envelope, attempt, first_failed_at, owner=message_id
-                )
-                self._follow_up(outcome, envelope, queue, first_failed_at)
+        items = []
+        for raw in raws:
+            envelope = self.delivery.decode(raw, queue=queue)
+            if envelope is not None:
+                subscriptions = self.delivery.targets(envelope, only=handler)
+                items += [(envelope, subscription) for subscription in subscriptions]
+
+        outcomes = self.delivery.run_message(
+            items, attempt, first_failed_at, owner=message_id
+        )
+        for (envelope, _), outcome in zip(items, outcomes, strict=True):
+            self._follow_up(outcome, envelope, queue, first_failed_at)
 
         if redelivered:
             self.delivery.runtime.kv.delete(f"{self._deliveries_key}:{message_id}")
 
     def _too_many_deliveries(
-        self, raw: Any, message_id: str, queue: str, handler: str | None
+        self, raws: Sequence[Any], message_id: str, queue: str, handler: str | None
     ) -> bool:
         # Only messages given back after a crash are counted: the first delivery
         # costs nothing. The count lives in Redis, where a crash cannot lose it.
         kv = self.delivery.runtime.kv
         key = f"{self._deliveries_key}:{message_id}"
-        count, _ = (
-            kv.batch().hincrby(key, "lost").expire(key, DELIVERY_COUNT_TTL_S).execute()
-        )
+        batch = kv.batch().hincrby(key, "lost").expire(key, DELIVERY_COUNT_TTL_S)
+        count, _ = batch.execute()
         if count < self._settings.max_deliveries:
             logger.warning(
                 "message %s from %s delivered again after a worker was lost (%d)",
@@ -97,9 +103,22 @@ class WorkerDelivery:
             return False
 
         kv.delete(key)
+        for raw in raws:
+            self._keep_lost(raw, count, queue, handler)
+        logger.warning(
+            "message %s from %s killed its worker %d times; its %d events are kept as "
+            "dead letters",
+            message_id,
+            queue,
+            count,
+            len(raws),
+        )
+        return True
+
+    def _keep_lost(self, raw: Any, count: int, queue: str, handler: str | None) -> None:
         text = raw if isinstance(raw, str) else repr(raw)
         header = peek_header(text)
-        letter = self.delivery.runtime.dead_letters.record(
+        self.delivery.runtime.dead_letters.record(
             reason=Reason.WORKER_LOST,
             raw=text,
             error=f"delivered {count} times, and each time its worker process died",
@@ -110,14 +129,6 @@ class WorkerDelivery:
             queue=queue,
         )
         self.delivery.runtime.metrics.count("dead_letters", Reason.WORKER_LOST)
-        logger.warning(
-            "message %s from %s killed its worker %d times; kept as dead letter %s",
-            message_id,
-            queue,
-            count,
-            letter.id,
-        )
-        return True
 
     def _follow_up(
         self,
@@ -146,7 +157,13 @@ class WorkerDelivery:
         # A message of its own for this one handler: the others are not run again.
         # Celery's Task.retry re-sends the whole task under the same id, once per
         # request, so it cannot retry two handlers of one event separately.
-        self._resend(queue, envelope.text, kwargs, outcome.delay_s)
+        prefix = self._settings.queue_prefix
+        self._resend(
+            queue or queue_name(envelope.category, prefix),
+            envelope.text,
+            kwargs,
+            outcome.delay_s,
+        )
 
 
 def _text(value: object) -> str | None:
@@ -222,7 +239,7 @@ class MetricsFlusher:
                 )
                 self._thread.start()
                 # What was counted since the last flush is not lost at exit.
-                atexit.register(self.flush_now)
+                atexit.register(self.flush_at_exit)
 
     def flush_now(self, *args: Any, **kwargs: Any) -> None:
         runtime = self._runtime
@@ -230,6 +247,14 @@ class MetricsFlusher:
             runtime.metrics.flush(runtime.kv, runtime.settings.key_prefix)
         except Exception:
             logger.warning("could not flush metrics to the state store", exc_info=True)
+
+    def flush_at_exit(self) -> None:
+        # The store may be gone by now (tests stop it first): say so in one line.
+        runtime = self._runtime
+        try:
+            runtime.metrics.flush(runtime.kv, runtime.settings.key_prefix)
+        except Exception as error:
+            logger.info("metrics not flushed at exit: %s", error)
 
     def _loop(self) -> None:
         stop = threading.Event()

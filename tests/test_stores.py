@@ -22,6 +22,7 @@ from hidesync_events.completions import Claim, ClaimResult, CompletionLog
 from hidesync_events.keyvalue import (
     KeyValue,
     MemoryKeyValue,
+    RecordedBatch,
     RedisKeyValue,
     Script,
     Value,
@@ -737,7 +738,7 @@ class TestCompletionLog:
         self, log: CompletionLog, kv: KeyValue
     ) -> None:
         """complete applies the batch it is given together with the record."""
-        effects = kv.batch().hincrby("workshop:cuts", "belt", 1)
+        effects = RecordedBatch().hincrby("workshop:cuts", "belt", 1)
 
         assert kv.hget("workshop:cuts", "belt") is None
         log.complete("e1", "h:reserve", effects)

@@ -97,7 +97,69 @@ __all__ = [
     "KeyValue",
     "KeyValueBatch",
     "MemoryKeyValue",
+    "RecordedBatch",
     "RedisKeyValue",
     "Script",
     "Value",
 ]
+
+
+class RecordedBatch:
+    """Writes recorded now and applied later, onto any store's batch.
+
+    A handler's :func:`~hidesync_events.effects` are recorded here while it runs; the
+    delivery applies them in the same atomic step as the completion record, together
+    with those of the other handlers of the message that succeeded.
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+
+    def _record(self, command: str, *args: Any, **kwargs: Any) -> Self:
+        self.calls.append((command, args, kwargs))
+        return self
+
+    def set(self, name: str, value: Value, *, ex_s: int | None = None) -> Self:
+        return self._record("set", name, value, ex_s=ex_s)
+
+    def delete(self, *names: str) -> Self:
+        return self._record("delete", *names)
+
+    def expire(self, name: str, seconds: int) -> Self:
+        return self._record("expire", name, seconds)
+
+    def hset(self, name: str, mapping: Mapping[str, Value]) -> Self:
+        return self._record("hset", name, dict(mapping))
+
+    def hdel(self, name: str, *fields: str) -> Self:
+        return self._record("hdel", name, *fields)
+
+    def hincrby(self, name: str, field: str, amount: int = 1) -> Self:
+        return self._record("hincrby", name, field, amount)
+
+    def hincrbyfloat(self, name: str, field: str, amount: float) -> Self:
+        return self._record("hincrbyfloat", name, field, amount)
+
+    def rpush(self, name: str, *values: Value) -> Self:
+        return self._record("rpush", name, *values)
+
+    def ltrim(self, name: str, start: int, end: int) -> Self:
+        return self._record("ltrim", name, start, end)
+
+    def zadd(self, name: str, mapping: Mapping[str, float]) -> Self:
+        return self._record("zadd", name, dict(mapping))
+
+    def zrem(self, name: str, *members: str) -> Self:
+        return self._record("zrem", name, *members)
+
+    def execute(self) -> list[Any]:
+        raise RuntimeError(
+            "a handler's effects are applied when it returns, with the record that it "
+            "completed; do not execute them yourself"
+        )
+
+    def apply_to(self, batch: KeyValueBatch) -> KeyValueBatch:
+        """Queue the recorded writes on ``batch`` (which the caller executes)."""
+        for command, args, kwargs in self.calls:
+            getattr(batch, command)(*args, **kwargs)
+        return batch

@@ -49,13 +49,18 @@ class EagerTransport:
 
     def send(self, envelope: Envelope, *, only: str | None = None) -> Receipt:
         loop = _running_loop()
+        inline = []
         for subscription in self.delivery.targets(envelope, only):
             if subscription.is_async and loop is not None:
                 self._track(loop.create_task(self._run_async(subscription, envelope)))
             else:
-                self._run(subscription, envelope)
+                inline.append(subscription)
+        self._run_all(inline, envelope)
 
         return Receipt(envelope.event_id, "delivered")
+
+    def send_many(self, envelopes: list[Envelope]) -> list[Receipt]:
+        return [self.send(envelope) for envelope in envelopes]
 
     async def send_async(self, envelope: Envelope) -> Receipt:
         subscriptions = self.delivery.targets(envelope)
@@ -108,8 +113,31 @@ class EagerTransport:
         self._tasks.clear()
         self._task_errors.clear()
 
-    def _run(self, subscription: Subscription, envelope: Envelope) -> Outcome:
-        attempt, first_failed_at = 1, None
+    def _run_all(self, subscriptions: list[Subscription], envelope: Envelope) -> None:
+        if self.raise_errors:
+            # One at a time: the first failure stops the handlers after it.
+            for subscription in subscriptions:
+                self._retry(subscription, envelope, attempt=1, first_failed_at=None)
+            return
+
+        # First attempts together (one claim and one settling step for all), then
+        # each failed handler's retries, at once.
+        items = [(envelope, subscription) for subscription in subscriptions]
+        outcomes = self.delivery.run_message(items)
+        for subscription, outcome in zip(subscriptions, outcomes, strict=True):
+            if outcome.status is Status.RETRY:
+                self._retry(
+                    subscription, envelope, attempt=2, first_failed_at=datetime.now(UTC)
+                )
+
+    def _retry(
+        self,
+        subscription: Subscription,
+        envelope: Envelope,
+        *,
+        attempt: int,
+        first_failed_at: datetime | None,
+    ) -> Outcome:
         while True:
             outcome = self.delivery.run(
                 subscription, envelope, attempt, first_failed_at
@@ -118,10 +146,6 @@ class EagerTransport:
             if outcome.status is not Status.RETRY:
                 return outcome
             attempt, first_failed_at = attempt + 1, first_failed_at or datetime.now(UTC)
-
-    def _run_all(self, subscriptions: list[Subscription], envelope: Envelope) -> None:
-        for subscription in subscriptions:
-            self._run(subscription, envelope)
 
     async def _run_async(
         self, subscription: Subscription, envelope: Envelope
