@@ -28,6 +28,8 @@ from hidesync_events.worker import MetricsFlusher, WorkerDelivery
 logger = logging.getLogger("hidesync.events.worker")
 
 DELIVER_TASK = "hidesync_events.deliver"
+#: A batch of envelopes of one category, from ``publish_many``.
+DELIVER_MANY_TASK = "hidesync_events.deliver_many"
 
 #: How long after start a worker asks the fleet which queues have consumers.
 CONSUMER_CHECK_DELAY_S = 5.0
@@ -103,20 +105,19 @@ def create_app(
         first_failed_at: str | None = None,
     ) -> None:
         flusher.ensure_running()
-        request = task.request
-        delivery_info = request.delivery_info or {}
-        worker(
-            envelope,
-            message_id=str(request.id),
-            queue=delivery_info.get("routing_key")
-            or settings.queue_prefix + ".default",
-            redelivered=bool(delivery_info.get("redelivered")),
-            handler=handler,
-            attempt=attempt,
-            first_failed_at=datetime.fromisoformat(first_failed_at)
-            if first_failed_at
-            else None,
-        )
+        _run(task, worker, [envelope], handler, attempt, first_failed_at)
+
+    @app.task(
+        bind=True,
+        name=DELIVER_MANY_TASK,
+        shared=False,
+        acks_late=True,
+        reject_on_worker_lost=True,
+    )
+    def deliver_many(task: Task[Any, Any], envelopes: Any) -> None:
+        flusher.ensure_running()
+        batch = envelopes if isinstance(envelopes, list) else [envelopes]
+        _run(task, worker, batch, None, 1, None)
 
     signals.worker_process_shutdown.connect(flusher.flush_now, weak=False)
     signals.worker_shutdown.connect(flusher.flush_now, weak=False)
@@ -124,6 +125,29 @@ def create_app(
         lambda sender, **_: _join_fleet(sender, worker), weak=False
     )
     return app
+
+
+def _run(
+    task: Task[Any, Any],
+    worker: WorkerDelivery,
+    envelopes: list[Any],
+    handler: str | None,
+    attempt: int,
+    first_failed_at: str | None,
+) -> None:
+    request = task.request
+    delivery_info = request.delivery_info or {}
+    worker(
+        envelopes,
+        message_id=str(request.id),
+        queue=delivery_info.get("routing_key") or "",
+        redelivered=bool(delivery_info.get("redelivered")),
+        handler=handler,
+        attempt=attempt,
+        first_failed_at=datetime.fromisoformat(first_failed_at)
+        if first_failed_at
+        else None,
+    )
 
 
 def _join_fleet(consumer: Any, worker: WorkerDelivery) -> None:

@@ -14,6 +14,7 @@ message (a producer relying on bindings it declared once would lose them silentl
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -51,9 +52,12 @@ Sent = Literal["sent", "spooled"]
 class Publisher:
     """Publishes deliver-task messages; one per transport, safe for many threads."""
 
-    def __init__(self, app: Celery, task_name: str, settings: Settings) -> None:
+    def __init__(
+        self, app: Celery, task_name: str, batch_task_name: str, settings: Settings
+    ) -> None:
         self._app = app
         self._task_name = task_name
+        self._batch_task_name = batch_task_name
         self._settings = settings
         self._budget_s = settings.publish_timeout_s
         self._local = threading.local()
@@ -72,21 +76,32 @@ class Publisher:
         kwargs: dict[str, Any] | None = None,
         countdown: float | None = None,
     ) -> Sent:
-        """Hand one message to the broker, or to the spool when the broker is away."""
+        """Hand one envelope to the broker, or to the spool when the broker is away."""
         options = {"kwargs": kwargs or {}, "countdown": countdown}
+        return self._send(queue, envelope, options)
+
+    def send_many(self, queue: str, envelopes: list[str]) -> Sent:
+        """Hand several envelopes to the broker as one batch message."""
+        return self._send(
+            queue, envelopes, {"kwargs": {}, "countdown": None, "many": True}
+        )
+
+    def _send(
+        self, queue: str, payload: str | list[str], options: dict[str, Any]
+    ) -> Sent:
         with self._lock:
             backlog = self._backlog
         if backlog:
-            return self._spool_message(queue, envelope, options, reason="messages wait")
+            return self._spool_message(queue, payload, options, reason="messages wait")
 
         try:
             self._send_within(
-                time.monotonic() + self._budget_s, queue, envelope, options
+                time.monotonic() + self._budget_s, queue, payload, options
             )
         except BrokerUnavailableError as error:
             if not self._settings.spool_enabled:
                 raise
-            return self._spool_message(queue, envelope, options, reason=str(error))
+            return self._spool_message(queue, payload, options, reason=str(error))
         return "sent"
 
     @property
@@ -115,12 +130,16 @@ class Publisher:
     # -- one message, within a deadline -----------------------------------------------
 
     def _send_within(
-        self, deadline: float, queue: str, envelope: str, options: dict[str, Any]
+        self,
+        deadline: float,
+        queue: str,
+        payload: str | list[str],
+        options: dict[str, Any],
     ) -> None:
         pause_s = 0.05
         while True:
             try:
-                self._publish(queue, envelope, options)
+                self._publish(queue, payload, options)
                 return
             except _BROKER_ERRORS as error:
                 self._drop_connection()
@@ -133,19 +152,24 @@ class Publisher:
                 time.sleep(pause_s)
                 pause_s = min(pause_s * 2, 0.25)
 
-    def _publish(self, queue: str, envelope: str, options: dict[str, Any]) -> None:
+    def _publish(
+        self, queue: str, payload: str | list[str], options: dict[str, Any]
+    ) -> None:
         amqp = self._app.amqp
+        task = self._batch_task_name if options.get("many") else self._task_name
         message = amqp.create_task_message(
             uuid(),
-            self._task_name,
-            (envelope,),
+            task,
+            (payload,),
             options["kwargs"],
             countdown=options["countdown"],
             ignore_result=True,
+            # Celery would repr the whole batch for its logs; the count says enough.
+            argsrepr=f"<{len(payload)} envelopes>" if options.get("many") else None,
         )
         amqp.send_task_message(
             self._producer(),
-            self._task_name,
+            task,
             message,
             queue=Queue(queue, DEFAULT_EXCHANGE, routing_key=queue),
             exchange=DEFAULT_EXCHANGE,
@@ -191,7 +215,12 @@ class Publisher:
     # -- the spool and its relay ------------------------------------------------------
 
     def _spool_message(
-        self, queue: str, envelope: str, options: dict[str, Any], *, reason: str
+        self,
+        queue: str,
+        payload: str | list[str],
+        options: dict[str, Any],
+        *,
+        reason: str,
     ) -> Sent:
         if not self._settings.spool_enabled:
             raise SpoolFullError(
@@ -200,7 +229,8 @@ class Publisher:
 
         with self._lock:
             spool = self._open_spool()
-            spool.append(queue, envelope, options)
+            text = payload if isinstance(payload, str) else json.dumps(payload)
+            spool.append(queue, text, options)
             if not self._backlog:
                 logger.warning("spooling events to %s: %s", spool.path, reason)
             self._backlog = True
@@ -257,7 +287,9 @@ class Publisher:
 
     def _send_spooled(self, message: Spooled) -> None:
         deadline = time.monotonic() + self._budget_s
-        self._send_within(deadline, message.queue, message.envelope, message.options)
+        many = message.options.get("many")
+        payload = json.loads(message.envelope) if many else message.envelope
+        self._send_within(deadline, message.queue, payload, message.options)
 
 
 def _renew_in_forked_children(publisher: Publisher) -> None:

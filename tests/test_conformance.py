@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from hidesync_events import configure
+from hidesync_events import configure, global_event_bus
 from hidesync_events.redis_server import ThrowawayRedis
 from tests.support import conformance as c
 from tests.support.fleet import WorkerFleet
@@ -159,3 +159,24 @@ class TestCausation:
         assert first["causation_id"] is None
         assert second["correlation_id"] == started.event_id
         assert second["causation_id"] == started.event_id
+
+
+class TestPublishMany:
+    def test_a_batch_keeps_per_event_semantics(self, harness: Harness) -> None:
+        """Events published together are handled one by one: a failing event is
+        retried and dead-lettered alone, the others run once."""
+        token = harness.token()
+        doomed = c.DoomedJob(token=token)
+
+        receipts = global_event_bus.publish_many(
+            [c.Ping(token=token), doomed, c.FlakyJob(token=token), c.Ping(token=token)]
+        )
+
+        assert 4 == len(receipts)
+        assert 2 == len(harness.records("on_ping", token, count=2))
+        assert [1, 2, 3] == [
+            r["attempt"] for r in harness.records("flaky", token, count=3)
+        ]
+        assert 1 == len(harness.records("flaky_sibling", token))
+        [letter] = harness.dead_letters(doomed.event_id)
+        assert ("handler_failed", 3) == (letter.reason, letter.attempts)

@@ -8,11 +8,19 @@ from collections import Counter
 import pytest
 from click.testing import CliRunner
 
-from hidesync_events import CATALOGUE, configure, global_event_bus, queue_name
+from hidesync_events import (
+    CATALOGUE,
+    ToolCreated,
+    WorkflowStartedEvent,
+    configure,
+    global_event_bus,
+    queue_name,
+)
 from hidesync_events.cli import main
 from hidesync_events.metrics import Metrics
 from hidesync_events.recorded import recorded_workshop_day
 from hidesync_events.redis_server import ThrowawayRedis
+from hidesync_events.transports.celery import BATCH_MAX_EVENTS
 from tests.support import conformance as c
 from tests.support.fleet import WorkerFleet
 from tests.support.harness import Harness
@@ -115,3 +123,24 @@ class TestRecordedDay:
         totals = Metrics.load(runtime.kv, runtime.settings.key_prefix)
         assert len(lines) == totals.total("delivered")
         assert totals.total("handler_errors") == 0
+
+
+class TestBatches:
+    def test_publish_many_sends_one_message_per_category_and_batch(
+        self, fresh_redis: ThrowawayRedis
+    ) -> None:
+        """Events published together travel as few messages: one per category, split
+        when a batch would hold more than its limit."""
+        configure(mode="celery", broker_url=fresh_redis.url)
+        tools = [ToolCreated(tool_id=n) for n in range(BATCH_MAX_EVENTS + 10)]
+        starts = [WorkflowStartedEvent(execution_id=n) for n in range(3)]
+
+        receipts = global_event_bus.publish_many([*tools, *starts])
+
+        assert [e.event_id for e in [*tools, *starts]] == [r.event_id for r in receipts]
+        assert {"sent"} == {r.status for r in receipts}
+        redis = fresh_redis.client()
+        assert (2, 1) == (
+            redis.llen(queue_name("tools")),
+            redis.llen(queue_name("execution")),
+        )

@@ -35,6 +35,11 @@ class Transport(Protocol):
         """
         ...
 
+    def send_many(self, envelopes: list[Envelope]) -> list[Receipt]:
+        """Hand over several envelopes, batched where the transport can; one receipt
+        per envelope, in order."""
+        ...
+
     async def send_async(self, envelope: Envelope) -> Receipt:
         """As :meth:`send`, without blocking the running event loop."""
         ...

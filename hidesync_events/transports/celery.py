@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from typing import Any
 
 from hidesync_events.categories import queue_name
-from hidesync_events.celery_app import DELIVER_TASK, create_app
+from hidesync_events.celery_app import DELIVER_MANY_TASK, DELIVER_TASK, create_app
 from hidesync_events.codec import Envelope
 from hidesync_events.delivery import Delivery
 from hidesync_events.publisher import Publisher
@@ -32,7 +33,9 @@ class CeleryTransport:
         # Publishing processes share their counts too (published, spooled).
         self._flusher = MetricsFlusher(runtime)
         self.app = create_app(runtime.settings, self.worker, self._flusher)
-        self.publisher = Publisher(self.app, DELIVER_TASK, runtime.settings)
+        self.publisher = Publisher(
+            self.app, DELIVER_TASK, DELIVER_MANY_TASK, runtime.settings
+        )
         self._prefix = runtime.settings.queue_prefix
 
     @property
@@ -48,6 +51,27 @@ class CeleryTransport:
         if status == "spooled":
             self.runtime.metrics.count("spooled", envelope.event_type)
         return Receipt(envelope.event_id, status, queue)
+
+    def send_many(self, envelopes: list[Envelope]) -> list[Receipt]:
+        """One message per category and batch: at most ``BATCH_MAX_EVENTS`` envelopes
+        and ``max_envelope_bytes`` of them. Each event keeps its own handlers,
+        retries, duplicates check and dead letters on the worker."""
+        self._flusher.ensure_running()
+        by_queue: dict[str, list[int]] = {}
+        for index, envelope in enumerate(envelopes):
+            queue = queue_name(envelope.category, self._prefix)
+            by_queue.setdefault(queue, []).append(index)
+
+        receipts: list[Receipt | None] = [None] * len(envelopes)
+        max_bytes = self.runtime.settings.max_envelope_bytes
+        for queue, indexes in by_queue.items():
+            for chunk in _batches(indexes, envelopes, max_bytes):
+                status = self.publisher.send_many(
+                    queue, [envelopes[i].text for i in chunk]
+                )
+                for i in chunk:
+                    receipts[i] = Receipt(envelopes[i].event_id, status, queue)
+        return [receipt for receipt in receipts if receipt is not None]
 
     def _resend(
         self, queue: str, envelope: str, kwargs: dict[str, Any], delay_s: float
@@ -68,3 +92,23 @@ class CeleryTransport:
         self._flusher.flush_now()
         self.publisher.close()
         self.app.close()
+
+
+#: The most events one batch message carries.
+BATCH_MAX_EVENTS = 500
+
+
+def _batches(
+    indexes: list[int], envelopes: list[Envelope], max_bytes: int
+) -> Iterator[list[int]]:
+    batch: list[int] = []
+    size = 0
+    for index in indexes:
+        length = len(envelopes[index].text) + 8  # JSON quoting and separators
+        if batch and (size + length > max_bytes or len(batch) == BATCH_MAX_EVENTS):
+            yield batch
+            batch, size = [], 0
+        batch.append(index)
+        size += length
+    if batch:
+        yield batch
