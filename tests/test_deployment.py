@@ -9,6 +9,9 @@ from typing import Any
 import click
 import pytest
 import yaml
+from fastapi import FastAPI
+from uvicorn.importer import import_from_string
+from uvicorn.main import main as uvicorn_main
 
 from hidesync_events import (
     CATALOGUE_CATEGORIES,
@@ -22,6 +25,9 @@ from hidesync_events.event import DEFAULT_CATEGORY
 
 ROOT = Path(__file__).resolve().parents[1]
 
+#: The programs a service of our image may run; each has a test of its command below.
+CHECKED_PROGRAMS = ("hidesync-events", "uvicorn")
+
 
 def _compose() -> dict[str, Any]:
     data: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -34,6 +40,14 @@ def _our_services() -> dict[str, list[str]]:
         name: service["command"]
         for name, service in services.items()
         if service.get("image", "").startswith("hidesync-events")
+    }
+
+
+def _services_running(program: str) -> dict[str, list[str]]:
+    return {
+        name: command
+        for name, command in _our_services().items()
+        if command[0] == program
     }
 
 
@@ -83,22 +97,53 @@ class TestCeleryConfig:
 
 
 class TestCompose:
-    @pytest.mark.parametrize("service", sorted(_our_services()))
+    def test_every_service_runs_a_checked_program(self) -> None:
+        """Every service running our image runs a program whose command is checked."""
+        unchecked = {
+            name: command[0]
+            for name, command in _our_services().items()
+            if command[0] not in CHECKED_PROGRAMS
+        }
+
+        assert {} == unchecked
+
+    @pytest.mark.parametrize("service", sorted(_services_running("hidesync-events")))
     def test_service_commands_exist(self, service: str) -> None:
-        """Every service running our image runs a real hidesync-events command."""
-        program, subcommand, *args = _our_services()[service]
-        assert program == "hidesync-events"
+        """Every hidesync-events service runs a real hidesync-events command."""
+        program, subcommand, *args = _services_running("hidesync-events")[service]
 
         context = main.make_context(program, [subcommand, *args])
         command = main.get_command(context, subcommand)
         assert isinstance(command, click.Command)
         command.make_context(subcommand, list(args), parent=context)
 
+    @pytest.mark.parametrize("service", sorted(_services_running("uvicorn")))
+    def test_uvicorn_services_serve_an_asgi_app(self, service: str) -> None:
+        """A uvicorn service's options are uvicorn's, and its MODULE:ATTR is a FastAPI
+        app, the port it listens on published on loopback only."""
+        _, *args = _services_running("uvicorn")[service]
+        options = uvicorn_main.make_context("uvicorn", list(args)).params
+
+        app = import_from_string(options["app"])
+
+        assert isinstance(app, FastAPI)
+        ports = _compose()["services"][service]["ports"]
+        assert [f"127.0.0.1:{options['port']}:{options['port']}"] == ports
+
+    def test_our_services_share_one_environment(self) -> None:
+        """The API publishes with the mode and broker the workers consume with."""
+        services = _compose()["services"]
+        environments = [
+            services[name]["environment"] for name in sorted(_our_services())
+        ]
+
+        assert [environments[0]] * len(environments) == environments
+
     def test_worker_categories_are_known_and_all_consumed(self) -> None:
         """Workers name categories from the table, and every category has a worker."""
         named = [
             category
-            for command in _our_services().values()
+            for command in _services_running("hidesync-events").values()
             if command[1] == "worker"
             for category in _categories_of(command)
         ]
