@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from hidesync_events.keyvalue import KeyValue
 
 _BUCKETS_PER_DECADE = 20
+#: How many finished handler runs are noted before they are counted.
+_FOLD_EVERY = 4096
 _SMALLEST_S = 1e-6
 
 FAMILIES = (
@@ -109,6 +111,7 @@ class Metrics:
         self._totals = MetricsSnapshot()
         self._shared = MetricsSnapshot()
         self._counters = self._totals.counters
+        self._finished: list[tuple[str, str, float, bool]] = []
         _renew_lock_in_forked_children(self)
 
     def after_fork(self) -> None:
@@ -123,28 +126,44 @@ class Metrics:
     def handler_finished(
         self, handler: str, event_type: str, duration_s: float, *, failed: bool
     ) -> None:
-        bucket = f"{handler}|{duration_bucket(duration_s)}"
-        counters = self._counters
-        with self._lock:
-            counters["handler_runs"][handler] += 1
-            counters["durations"][bucket] += 1
-            if failed:
-                counters["handler_errors"][f"{handler}:{event_type}"] += 1
+        # Noted now, counted later (in bulk, when read or every few thousand): this
+        # runs for every handler of every event.
+        self._finished.append((handler, event_type, duration_s, failed))
+        if len(self._finished) >= _FOLD_EVERY:
+            with self._lock:
+                self._fold()
 
     def snapshot(self) -> MetricsSnapshot:
         """Return a copy of this process's counters."""
         with self._lock:
+            self._fold()
             return _copy(self._totals)
+
+    def _fold(self) -> None:
+        finished, self._finished = self._finished, []
+        counters = self._counters
+        runs, durations, errors = (
+            counters["handler_runs"],
+            counters["durations"],
+            counters["handler_errors"],
+        )
+        for handler, event_type, duration_s, failed in finished:
+            runs[handler] += 1
+            durations[f"{handler}|{duration_bucket(duration_s)}"] += 1
+            if failed:
+                errors[f"{handler}:{event_type}"] += 1
 
     def reset(self) -> None:
         with self._lock:
             self._totals = MetricsSnapshot()
             self._shared = MetricsSnapshot()
             self._counters = self._totals.counters
+            self._finished = []
 
     def flush(self, kv: KeyValue, key_prefix: str) -> None:
         """Add what was counted since the last flush to the shared totals in ``kv``."""
         with self._lock:
+            self._fold()
             now = _copy(self._totals)
         pending = {
             family: counter - self._shared.counters[family]

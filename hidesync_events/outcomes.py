@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import logging
 import traceback
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from hidesync_events.codec import Envelope
 from hidesync_events.completions import Claim, ClaimResult
@@ -34,9 +33,11 @@ class Status(StrEnum):
     DEAD = "dead"  # failed for good: kept as a dead letter
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """The result of one attempt; ``delay_s`` is set for BUSY and RETRY."""
+class Outcome(NamedTuple):
+    """The result of one attempt; ``delay_s`` is set for BUSY and RETRY.
+
+    A named tuple: built for every handler of every event, it must cost little.
+    """
 
     handler: str
     status: Status

@@ -15,7 +15,6 @@ import importlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -148,7 +147,7 @@ class WorkerDelivery:
             # Another delivery holds the handler: look again soon (it may finish) and
             # at the latest when its claim lapses (its process may have died).
             kwargs = {"handler": outcome.handler, "attempt": outcome.attempt}
-            outcome = replace(outcome, delay_s=min(outcome.delay_s, BUSY_RECHECK_S))
+            outcome = outcome._replace(delay_s=min(outcome.delay_s, BUSY_RECHECK_S))
             if first_failed_at is not None:
                 kwargs["first_failed_at"] = first_failed_at.isoformat()
         else:
