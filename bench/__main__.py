@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import sys
 
-from bench import reliability
+from bench import performance, reliability
 
-BENCHMARKS = {"reliability": reliability.main}
+BENCHMARKS = {"performance": performance.main, "reliability": reliability.main}
 
 
 def main(argv: list[str]) -> int:

@@ -1,0 +1,52 @@
+"""Performance against raw Celery, Dramatiq, blinker, pyee and a dict bus, in one run.
+
+    python -m bench performance               # every scenario, 3 repetitions
+    python -m bench performance --quick       # smaller sizes, 2 repetitions
+    python -m bench performance --rss-events 1000000
+
+Starts its own ``redis-server`` on loopback and its own worker processes, runs each
+scenario for hidesync-events and its baseline alternately, and prints one table of
+medians with the min-max spread and the ratio against the target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from rich.console import Console
+
+from bench import inprocess, queues
+from bench.results import machine, render
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench performance", description=__doc__
+    )
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, 2 runs")
+    parser.add_argument("--runs", type=int, help="repetitions per side")
+    parser.add_argument(
+        "--rss-events",
+        type=int,
+        help="events for the worker memory test (default 200k)",
+    )
+    args = parser.parse_args(argv)
+    runs = args.runs or (2 if args.quick else 3)
+
+    console = Console(width=130)
+    console.print(f"machine: {machine()}")
+    started = time.monotonic()
+    results = inprocess.run(runs, quick=args.quick)
+    broker_results, extra = queues.run(
+        runs, quick=args.quick, rss_events=args.rss_events
+    )
+    results += broker_results
+    console.print(render(results, extra))
+    console.print(f"{len(results)} scenarios in {time.monotonic() - started:.0f} s")
+    return 0 if all(r.met for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
