@@ -80,7 +80,7 @@ from hidesync_events.event import (
     registered_event_types,
     wire_name,
 )
-from hidesync_events.handling import current_envelope, effects
+from hidesync_events.handling import CorrelationFilter, current_envelope, effects
 from hidesync_events.lifespan import setup_event_handlers
 from hidesync_events.metrics import MetricsSnapshot
 from hidesync_events.retry import RetryLater, RetryPolicy
@@ -98,6 +98,7 @@ __all__ = [
     "CodecError",
     "ConfigurationError",
     "CoreEvent",
+    "CorrelationFilter",
     "DeadLetter",
     "DeadLetterStore",
     "DomainEvent",

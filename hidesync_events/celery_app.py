@@ -21,6 +21,7 @@ from hidesync_events.fleet import (
     ConsumerRegistry,
     warn_about_unconsumed_categories,
 )
+from hidesync_events.handling import CorrelationFilter
 from hidesync_events.publisher import DEFAULT_EXCHANGE
 from hidesync_events.settings import Settings
 from hidesync_events.worker import MetricsFlusher, WorkerDelivery
@@ -119,12 +120,20 @@ def create_app(
         batch = envelopes if isinstance(envelopes, list) else [envelopes]
         _run(task, worker, batch, None, 1, None)
 
+    # Every record a handler logs carries its event's ids (see CorrelationFilter).
+    signals.after_setup_logger.connect(_filter_handlers, weak=False)
+    signals.after_setup_task_logger.connect(_filter_handlers, weak=False)
     signals.worker_process_shutdown.connect(flusher.flush_now, weak=False)
     signals.worker_shutdown.connect(flusher.flush_now, weak=False)
     signals.worker_ready.connect(
         lambda sender, **_: _join_fleet(sender, worker), weak=False
     )
     return app
+
+
+def _filter_handlers(logger: logging.Logger, **_: Any) -> None:
+    for handler in logger.handlers:
+        handler.addFilter(CorrelationFilter())
 
 
 def _run(

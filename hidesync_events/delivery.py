@@ -196,7 +196,7 @@ class Delivery:
         if claim.claim is not Claim.CLAIMED:
             return self.report.not_claimed(subscription, envelope, attempt, claim)
 
-        scope = HandlerScope(envelope)
+        scope = HandlerScope(envelope, subscription.name)
         token = enter_scope(scope)
         started = time.perf_counter()
         try:
@@ -227,7 +227,7 @@ class Delivery:
         attempt: int,
         first_failed_at: datetime | None,
     ) -> tuple[Outcome, RecordedBatch | None]:
-        scope = HandlerScope(envelope)
+        scope = HandlerScope(envelope, subscription.name)
         token = enter_scope(scope)
         started = time.perf_counter()
         try:

@@ -7,6 +7,7 @@ handler into threads (``asyncio.to_thread``) and onto the process's handler loop
 from __future__ import annotations
 
 import contextvars
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -15,12 +16,13 @@ from hidesync_events.keyvalue import KeyValueBatch, RecordedBatch
 
 
 class HandlerScope:
-    """The running handler's envelope, and the writes it recorded (made on demand)."""
+    """The running handler's name and envelope, and the writes it recorded."""
 
-    __slots__ = ("batch", "envelope")
+    __slots__ = ("batch", "envelope", "handler")
 
-    def __init__(self, envelope: Envelope) -> None:
+    def __init__(self, envelope: Envelope, handler: str = "") -> None:
         self.envelope = envelope
+        self.handler = handler
         self.batch: RecordedBatch | None = None
 
 
@@ -77,3 +79,29 @@ def effects() -> KeyValueBatch:
     if scope.batch is None:
         scope.batch = RecordedBatch()
     return scope.batch
+
+
+class CorrelationFilter(logging.Filter):
+    """Adds the running handler's event to every log record made while it runs.
+
+    Records get ``event_type``, ``event_id``, ``correlation_id``, ``causation_id`` and
+    ``handler`` (``None`` outside a handler), so a JSON formatter can index them and a
+    text format can show them (``%(correlation_id)s``). Attach it to a handler of your
+    logging configuration; the command line and the worker attach it to theirs. It
+    never drops a record, and leaves fields a record already has.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        scope = _scope.get()
+        envelope = scope.envelope if scope is not None else None
+        fields = {
+            "event_type": envelope.event_type if envelope else None,
+            "event_id": envelope.event_id if envelope else None,
+            "correlation_id": envelope.correlation_id if envelope else None,
+            "causation_id": envelope.causation_id if envelope else None,
+            "handler": scope.handler if scope is not None else None,
+        }
+        for name, value in fields.items():
+            if not hasattr(record, name):
+                setattr(record, name, value)
+        return True

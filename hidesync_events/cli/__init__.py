@@ -23,6 +23,7 @@ from hidesync_events.cli.events import events
 from hidesync_events.cli.publish import publish
 from hidesync_events.cli.stats import stats
 from hidesync_events.cli.worker import worker
+from hidesync_events.handling import CorrelationFilter
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -42,6 +43,8 @@ def main(log_level: str) -> None:
         level=log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(CorrelationFilter())
 
 
 main.add_command(demo)
