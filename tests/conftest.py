@@ -18,6 +18,7 @@ from hidesync_events import EventBus
 from hidesync_events.redis_server import ThrowawayRedis, redis_server_binary
 from hidesync_events.testing import isolated_global_bus
 from tests.support.fleet import WorkerFleet
+from tests.support.rabbitmq import RabbitMQ, rabbitmq_reachable
 
 
 @pytest.fixture(autouse=True)
@@ -64,6 +65,20 @@ def redis_server() -> Iterator[ThrowawayRedis]:
     _require_redis_server()
     with ThrowawayRedis() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def rabbitmq() -> Iterator[RabbitMQ]:
+    """The machine's RabbitMQ, with queues of this session's own prefix (deleted after)."""
+    problem = rabbitmq_reachable()
+    if problem is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{problem} (CI is set, so this is a failure)")
+        pytest.skip(problem)
+
+    broker = RabbitMQ()
+    yield broker
+    broker.delete_queues()
 
 
 @pytest.fixture

@@ -1,5 +1,7 @@
-"""The behaviours of DESIGN.md section 3, run once in eager mode and once against a
-real redis-server with a ``celery worker`` subprocess: one suite, two parametrisations.
+"""The behaviours of DESIGN.md section 3, run in eager mode, against a real
+redis-server with a ``celery worker`` subprocess, and against RabbitMQ (publisher
+confirms, durable queues; the state store stays on Redis): one suite, three
+parametrisations.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from hidesync_events.redis_server import ThrowawayRedis
 from tests.support import conformance as c
 from tests.support.fleet import WorkerFleet
 from tests.support.harness import Harness
+from tests.support.rabbitmq import RabbitMQ
 
 
 @pytest.fixture(scope="module")
@@ -26,14 +29,33 @@ def celery_fleet(redis_server: ThrowawayRedis) -> Iterator[WorkerFleet]:
     fleet.stop()
 
 
-@pytest.fixture(params=["eager", "celery"])
+@pytest.fixture(scope="module")
+def rabbitmq_fleet(
+    rabbitmq: RabbitMQ, redis_server: ThrowawayRedis
+) -> Iterator[WorkerFleet]:
+    fleet = WorkerFleet(rabbitmq.url)
+    fleet.start(
+        "conformance-amqp", concurrency=2, env=rabbitmq.worker_env(redis_server.url)
+    )
+    yield fleet
+    fleet.stop()
+
+
+@pytest.fixture(params=["eager", "redis", "rabbitmq"])
 def harness(request: pytest.FixtureRequest) -> Harness:
     if request.param == "eager":
         configure(mode="eager")
         return Harness("eager")
 
-    fleet: WorkerFleet = request.getfixturevalue("celery_fleet")
-    configure(mode="celery", broker_url=fleet.broker_url, handler_modules=())
+    if request.param == "redis":
+        fleet: WorkerFleet = request.getfixturevalue("celery_fleet")
+        configure(mode="celery", broker_url=fleet.broker_url, handler_modules=())
+        return Harness("celery")
+
+    request.getfixturevalue("rabbitmq_fleet")
+    rabbitmq: RabbitMQ = request.getfixturevalue("rabbitmq")
+    redis_server: ThrowawayRedis = request.getfixturevalue("redis_server")
+    configure(**rabbitmq.settings(redis_server.url))
     return Harness("celery")
 
 

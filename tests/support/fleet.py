@@ -51,7 +51,10 @@ class WorkerFleet:
         timeout_s: float = 60.0,
     ) -> Worker:
         """Start a worker and wait until it answers a ping."""
-        queues = ",".join(queue_name(c) for c in categories or known_categories())
+        prefix = (env or {}).get("HIDESYNC_EVENTS_QUEUE_PREFIX")
+        queues = ",".join(
+            queue_name(c, prefix) for c in categories or known_categories()
+        )
         log = self._logs / f"{name}.log"
         command = [
             sys.executable, "-m", "celery", "-A", "workers", "worker",
