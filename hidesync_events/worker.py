@@ -225,6 +225,7 @@ class MetricsFlusher:
         self._runtime = runtime
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._failing = False
 
     def ensure_running(self) -> None:
         # Checked per message: after a fork the thread exists only in the parent.
@@ -244,8 +245,13 @@ class MetricsFlusher:
         runtime = self._runtime
         try:
             runtime.metrics.flush(runtime.kv, runtime.settings.key_prefix)
-        except Exception:
-            logger.warning("could not flush metrics to the state store", exc_info=True)
+        except Exception as error:
+            # Once per outage: the counts wait in memory and go with the next flush.
+            if not self._failing:
+                logger.warning("could not flush metrics to the state store: %s", error)
+            self._failing = True
+        else:
+            self._failing = False
 
     def flush_at_exit(self) -> None:
         # The store may be gone by now (tests stop it first): say so in one line.
