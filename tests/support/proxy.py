@@ -113,7 +113,12 @@ class FaultyProxy:
         thread.start()
 
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
-        source.settimeout(0.1)
+        try:
+            source.settimeout(0.1)
+        except OSError:  # cut (closed) before this thread started
+            _close(sink)
+            return
+
         while not self._stopped.is_set():
             try:
                 chunk = source.recv(65536)
