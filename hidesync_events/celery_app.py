@@ -15,7 +15,9 @@ from typing import Any
 from celery import Celery, Task, signals
 from kombu import Queue
 
+from hidesync_events import prometheus
 from hidesync_events.categories import known_categories, queue_name
+from hidesync_events.errors import ConfigurationError
 from hidesync_events.fleet import (
     ANNOUNCE_EVERY_S,
     ConsumerRegistry,
@@ -128,6 +130,11 @@ def create_app(
     signals.worker_ready.connect(
         lambda sender, **_: _join_fleet(sender, worker), weak=False
     )
+    if settings.metrics_port is not None:
+        signals.worker_init.connect(
+            lambda sender, **_: _export_to_prometheus(sender, settings, worker),
+            weak=False,
+        )
     return app
 
 
@@ -156,6 +163,36 @@ def _run(
         first_failed_at=datetime.fromisoformat(first_failed_at)
         if first_failed_at
         else None,
+    )
+
+
+def _export_to_prometheus(
+    controller: Any, settings: Settings, worker: WorkerDelivery
+) -> None:
+    # worker_init: in the main process, after the queues are chosen and before the
+    # pool forks its children, which must inherit the multiprocess directory.
+    assert settings.metrics_port is not None
+    queues = controller.app.amqp.queues
+    consumed = list(queues.consume_from or queues)
+    try:
+        prometheus.prepare()
+        worker.delivery.runtime.metrics.exporter = prometheus.PrometheusExporter()
+        prometheus.serve(
+            settings.metrics_host,
+            settings.metrics_port,
+            [prometheus.QueueDepthCollector(settings.broker_url, consumed)],
+        )
+    except ConfigurationError as error:
+        # Celery logs and swallows what a signal handler raises: a worker asked for
+        # metrics it cannot serve stops here instead of running without them.
+        logger.critical("%s", error)
+        raise SystemExit(1) from error
+
+    # Celery sets its logging up after worker_init: say where the metrics are once
+    # the worker is ready.
+    url = f"http://{settings.metrics_host}:{settings.metrics_port}/metrics"
+    signals.worker_ready.connect(
+        lambda **_: logger.info("serving Prometheus metrics on %s", url), weak=False
     )
 
 

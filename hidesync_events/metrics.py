@@ -15,7 +15,9 @@ import os
 import threading
 import weakref
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from hidesync_events.keyvalue import KeyValue
 
@@ -102,16 +104,28 @@ class MetricsSnapshot:
         }
 
 
+#: A finished handler run: handler, event type, duration, whether it failed.
+Finished = tuple[str, str, float, bool]
+
+
+class Exporter(Protocol):
+    """Somewhere else the counts go as they are made (Prometheus, on workers)."""
+
+    def count(self, family: str, key: str, amount: int) -> None: ...
+    def handlers_finished(self, finished: Iterable[Finished]) -> None: ...
+
+
 class Metrics:
     """Counters of one process; what was already shared is remembered, not kept apart,
     so counting costs one update."""
 
     def __init__(self) -> None:
+        self.exporter: Exporter | None = None
         self._lock = threading.Lock()
         self._totals = MetricsSnapshot()
         self._shared = MetricsSnapshot()
         self._counters = self._totals.counters
-        self._finished: list[tuple[str, str, float, bool]] = []
+        self._finished: list[Finished] = []
         _renew_lock_in_forked_children(self)
 
     def after_fork(self) -> None:
@@ -122,6 +136,8 @@ class Metrics:
     def count(self, family: str, key: str, amount: int = 1) -> None:
         with self._lock:
             self._counters[family][key] += amount
+        if self.exporter is not None:
+            self.exporter.count(family, key, amount)
 
     def handler_finished(
         self, handler: str, event_type: str, duration_s: float, *, failed: bool
@@ -152,6 +168,8 @@ class Metrics:
             durations[f"{handler}|{duration_bucket(duration_s)}"] += 1
             if failed:
                 errors[f"{handler}:{event_type}"] += 1
+        if self.exporter is not None:
+            self.exporter.handlers_finished(finished)
 
     def reset(self) -> None:
         with self._lock:

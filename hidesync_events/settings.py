@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     spool_dir: Path = Field(default_factory=lambda: _cache_dir() / "spool")
     spool_max_events: int = Field(default=100_000, ge=1)
 
+    #: Where a worker serves Prometheus metrics; None (the default) serves none.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    #: The address that server binds: loopback unless told otherwise (a container
+    #: that Prometheus scrapes from outside sets 0.0.0.0).
+    metrics_host: str = "127.0.0.1"
+
     @field_validator("handler_modules", mode="before")
     @classmethod
     def _split_module_list(cls, value: Any) -> Any:

@@ -21,6 +21,7 @@ from hidesync_events import (
 )
 from hidesync_events.celery_app import celery_config
 from hidesync_events.cli import main
+from hidesync_events.cli.worker import worker as worker_command
 from hidesync_events.event import DEFAULT_CATEGORY
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,8 +53,9 @@ def _services_running(program: str) -> dict[str, list[str]]:
 
 
 def _categories_of(command: list[str]) -> list[str]:
-    # `hidesync-events worker [options] CATEGORY...`: the words that are not options.
-    return [word for word in command[2:] if not word.startswith("-")]
+    # `hidesync-events worker [options] CATEGORY...`, parsed as the command parses it.
+    context = worker_command.make_context("worker", list(command[2:]))
+    return list(context.params["categories"])
 
 
 class TestCeleryConfig:

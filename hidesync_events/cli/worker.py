@@ -40,6 +40,12 @@ from hidesync_events.worker import check_fleet_settings, import_handler_modules
     is_flag=True,
     help="Send task events, for Flower and celery events.",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    help="Serve Prometheus metrics on this port "
+    "(default: HIDESYNC_EVENTS_METRICS_PORT; none).",
+)
 @broker_option
 @click.option(
     "--loglevel", default="INFO", show_default=True, help="Celery's log level."
@@ -50,6 +56,7 @@ def worker(
     concurrency: int | None,
     pool: str,
     task_events: bool,
+    metrics_port: int | None,
     broker_url: str | None,
     loglevel: str,
 ) -> None:
@@ -58,7 +65,11 @@ def worker(
     \b
         hidesync-events worker tools workflows --concurrency 4
     """
-    overrides = {"handler_modules": handler_modules} if handler_modules else {}
+    overrides: dict[str, object] = {}
+    if handler_modules:
+        overrides["handler_modules"] = handler_modules
+    if metrics_port:
+        overrides["metrics_port"] = metrics_port
     use_celery(broker_url, **overrides)
 
     # Handler modules may declare application categories: import them before
