@@ -185,7 +185,12 @@ class EventBus:
         refuses it.
         """
         transport = self.transport
-        return transport.send(self._prepare(event, transport.runtime))
+        tracing = transport.runtime.tracing
+        if tracing is None:
+            return transport.send(self._prepare(event, transport.runtime))
+
+        with tracing.publishing(*_span_naming(event)) as trace:
+            return transport.send(self._prepare(event, transport.runtime, trace))
 
     def publish_many(self, events: Iterable[DomainEvent]) -> list[Receipt]:
         """Publish several events at once; one receipt per event, in order.
@@ -197,8 +202,14 @@ class EventBus:
         any is sent: one that cannot travel intact raises and nothing is published.
         """
         transport = self.transport
-        envelopes = [self._prepare(event, transport.runtime) for event in events]
-        return transport.send_many(envelopes)
+        runtime = transport.runtime
+        if runtime.tracing is None:
+            return transport.send_many([self._prepare(e, runtime) for e in events])
+
+        # One span for the batch: its events travel, and are handled, under it.
+        with runtime.tracing.publishing("many", None) as trace:
+            envelopes = [self._prepare(event, runtime, trace) for event in events]
+            return transport.send_many(envelopes)
 
     async def publish_async(self, event: DomainEvent) -> Receipt:
         """Publish one event from a coroutine without blocking the loop.
@@ -207,7 +218,13 @@ class EventBus:
         worker thread. Celery mode: the message is sent from a worker thread.
         """
         transport = self.transport
-        return await transport.send_async(self._prepare(event, transport.runtime))
+        tracing = transport.runtime.tracing
+        if tracing is None:
+            return await transport.send_async(self._prepare(event, transport.runtime))
+
+        with tracing.publishing(*_span_naming(event)) as trace:
+            envelope = self._prepare(event, transport.runtime, trace)
+            return await transport.send_async(envelope)
 
     def send_envelope(self, envelope: Envelope, *, only: str | None = None) -> Receipt:
         """Send an envelope as it is, ids and correlation kept (recorded or replayed
@@ -241,7 +258,12 @@ class EventBus:
         """
         return await self.transport.drain(timeout_s)
 
-    def _prepare(self, event: DomainEvent, runtime: Runtime) -> Envelope:
+    def _prepare(
+        self,
+        event: DomainEvent,
+        runtime: Runtime,
+        trace: dict[str, str] | None = None,
+    ) -> Envelope:
         if not isinstance(event, DomainEvent):
             raise TypeError(
                 f"publish() takes a DomainEvent instance, got {event!r}; "
@@ -254,6 +276,7 @@ class EventBus:
             event,
             correlation_id=parent.correlation_id if parent else None,
             causation_id=parent.event_id if parent else None,
+            trace=trace,
             max_bytes=max_bytes,
         )
         envelope = decode(text, max_bytes=max_bytes, event_type=type(event))
@@ -357,6 +380,15 @@ class EventBus:
     ) -> None:
         for event_type in event_types:
             self.registry.add(event_type, handler, name=name, retry=retry)
+
+
+def _span_naming(event: object) -> tuple[str, str | None]:
+    # Anything may be passed to publish; _prepare is where a non-event is refused.
+    meta = getattr(type(event), "__event_meta__", None)
+    if meta is None:
+        return type(event).__name__, None
+
+    return meta.name, meta.category
 
 
 def _looks_like_handler(value: object) -> bool:

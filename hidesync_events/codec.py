@@ -9,7 +9,8 @@ An envelope is one JSON object::
 
 The payload is the event's own JSON; the header repeats its id and time so that tools
 (dead letters, the command line) can read them without decoding the payload, and a
-decoded envelope whose header and payload disagree is refused.
+decoded envelope whose header and payload disagree is refused. With tracing on, the
+header also carries the publisher's trace context, ``"trace": {"traceparent": ...}``.
 
 ``encode`` refuses an event whose values would not come back as the same types and
 values (a ``Decimal`` in an ``Any`` field, a tuple where JSON has only lists), so nothing
@@ -78,6 +79,8 @@ class Envelope:
     correlation_id: str
     causation_id: str | None
     text: str
+    #: The W3C trace context of the publish, when tracing was on (see tracing.py).
+    trace: dict[str, str] | None = None
 
     @property
     def event_id(self) -> str:
@@ -89,11 +92,13 @@ def encode(
     *,
     correlation_id: str | None = None,
     causation_id: str | None = None,
+    trace: dict[str, str] | None = None,
     max_bytes: int,
 ) -> str:
     """Return the envelope of ``event`` as JSON text.
 
-    ``correlation_id`` defaults to the event's own id (it starts a new chain).
+    ``correlation_id`` defaults to the event's own id (it starts a new chain);
+    ``trace`` is a trace context to carry (W3C ``traceparent``, ``tracestate``).
     Raises :class:`LossyEventError` when a value cannot be written as JSON, and
     :class:`EnvelopeTooLargeError` when the envelope exceeds ``max_bytes``.
     """
@@ -117,10 +122,11 @@ def encode(
         json.dumps(correlation_id) if correlation_id else f'"{event.event_id}"'
     )
     causation = json.dumps(causation_id) if causation_id else "null"
+    carried = f'"trace":{json.dumps(trace, separators=(",", ":"))},' if trace else ""
     text = (
         f'{_header_prefix(type(event))}"event_id":"{event.event_id}",'
         f'"timestamp":"{_timestamp_in(payload, event)}","correlation_id":{correlation},'
-        f'"causation_id":{causation},"payload":{payload}}}'
+        f'"causation_id":{causation},{carried}"payload":{payload}}}'
     )
     _check_size(text, max_bytes)
     return text
@@ -170,6 +176,7 @@ def decode(
         correlation_id=envelope.correlation_id,
         causation_id=envelope.causation_id,
         text=raw if isinstance(raw, str) else raw.decode(),
+        trace=envelope.trace,
     )
 
 
@@ -261,6 +268,7 @@ class _EnvelopeFields(BaseModel):
     timestamp: StrictStr
     correlation_id: StrictStr
     causation_id: StrictStr | None
+    trace: dict[StrictStr, StrictStr] | None = None
 
 
 @cache
@@ -297,7 +305,23 @@ def _decode_legacy(event_cls: type[DomainEvent], raw: str | bytes) -> Envelope:
         correlation_id=data["correlation_id"],
         causation_id=data["causation_id"],
         text=raw if isinstance(raw, str) else raw.decode(),
+        trace=_trace_of(data, raw),
     )
+
+
+def _trace_of(data: dict[str, Any], raw: str | bytes) -> dict[str, str] | None:
+    trace = data.get("trace")
+    if trace is None:
+        return None
+
+    if not isinstance(trace, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in trace.items()
+    ):
+        raise MalformedEnvelopeError(
+            f"envelope field 'trace' should be an object of strings, got {trace!r}",
+            raw=raw,
+        )
+    return trace
 
 
 def _header_matches(event_id: str, timestamp: str, event: DomainEvent) -> bool:
@@ -418,6 +442,8 @@ def _check_header(data: Any, raw: str | bytes) -> None:
             f"(this release reads version {ENVELOPE_VERSION})",
             raw=raw,
         )
+
+    _trace_of(data, raw)
 
 
 def _type_names(expected: type | tuple[type, ...]) -> str:

@@ -11,11 +11,13 @@ runs: eager mode at once, a worker by sending a delayed message for that one han
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import inspect
 import logging
 import time
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
@@ -37,6 +39,9 @@ from hidesync_events.subscriptions import HandlerRegistry, Subscription
 logger = logging.getLogger("hidesync.events.delivery")
 
 __all__ = ["Delivery", "Outcome", "Status", "current_envelope"]
+
+#: The span of a handler run when tracing is off (reusable: it holds no state).
+_NO_SPAN = contextlib.nullcontext()
 
 
 class Delivery:
@@ -200,12 +205,14 @@ class Delivery:
         token = enter_scope(scope)
         started = time.perf_counter()
         try:
-            if subscription.is_async:
-                await subscription.handler(envelope.event)
-            else:
-                result = await asyncio.to_thread(subscription.handler, envelope.event)
-                if inspect.isawaitable(result):
-                    await result
+            with self._span(envelope, subscription, attempt):
+                if subscription.is_async:
+                    await subscription.handler(envelope.event)
+                else:
+                    handler, event = subscription.handler, envelope.event
+                    result = await asyncio.to_thread(handler, event)
+                    if inspect.isawaitable(result):
+                        await result
         except Exception as error:
             completions.settle(Settlement(released=[pair]))
             elapsed = time.perf_counter() - started
@@ -231,13 +238,14 @@ class Delivery:
         token = enter_scope(scope)
         started = time.perf_counter()
         try:
-            result = subscription.handler(envelope.event)
-            if result is not None and inspect.isawaitable(result):
-                self.runtime.loop.run(
-                    _awaited(result),
-                    context=contextvars.copy_context(),
-                    timeout_s=self.runtime.settings.handler_time_limit_s,
-                )
+            with self._span(envelope, subscription, attempt):
+                result = subscription.handler(envelope.event)
+                if result is not None and inspect.isawaitable(result):
+                    self.runtime.loop.run(
+                        _awaited(result),
+                        context=contextvars.copy_context(),
+                        timeout_s=self.runtime.settings.handler_time_limit_s,
+                    )
         except Exception as error:
             elapsed = time.perf_counter() - started
             outcome = self.report.failed(
@@ -251,6 +259,15 @@ class Delivery:
         return self.report.succeeded(
             subscription, envelope, attempt, elapsed
         ), scope.batch
+
+    def _span(
+        self, envelope: Envelope, subscription: Subscription, attempt: int
+    ) -> AbstractContextManager[None]:
+        tracing = self.runtime.tracing
+        if tracing is None:
+            return _NO_SPAN
+
+        return tracing.handling(envelope, subscription.name, attempt)
 
 
 async def _awaited(awaitable: Any) -> Any:

@@ -15,6 +15,7 @@ from hidesync_events.loop import LoopThread
 from hidesync_events.metrics import Metrics
 from hidesync_events.retry import RetryPolicy
 from hidesync_events.settings import Settings
+from hidesync_events.tracing import Tracing
 
 #: The one loop of this process on which async handlers run when no loop is running.
 PROCESS_LOOP = LoopThread()
@@ -31,6 +32,8 @@ class Runtime:
     metrics: Metrics
     default_retry: RetryPolicy
     loop: LoopThread
+    #: Spans of publishing and handling; None unless ``settings.tracing``.
+    tracing: Tracing | None
 
     @classmethod
     def create(
@@ -50,6 +53,7 @@ class Runtime:
             metrics=Metrics(),
             default_retry=RetryPolicy.from_settings(settings),
             loop=PROCESS_LOOP,
+            tracing=Tracing() if settings.tracing else None,
         )
 
     @classmethod

@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     #: The address that server binds: loopback unless told otherwise (a container
     #: that Prometheus scrapes from outside sets 0.0.0.0).
     metrics_host: str = "127.0.0.1"
+    #: OpenTelemetry spans for publish and handle (needs the ``otel`` extra).
+    tracing: bool = False
 
     @field_validator("handler_modules", mode="before")
     @classmethod

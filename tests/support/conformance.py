@@ -18,6 +18,7 @@ from typing import Any
 from uuid import UUID
 
 from celery import current_task
+from opentelemetry import trace
 from pydantic import Field
 
 from hidesync_events import DomainEvent, RetryPolicy, current_envelope, global_event_bus
@@ -95,10 +96,17 @@ def record(handler: str, event: DomainEvent, **details: Any) -> None:
         "pid": os.getpid(),
         "correlation_id": envelope.correlation_id if envelope else None,
         "causation_id": envelope.causation_id if envelope else None,
+        "trace_id": _current_trace_id(),
         **details,
     }
     kv = global_event_bus.runtime.kv
     kv.rpush(f"conformance:{handler}", json.dumps(line, default=str))
+
+
+def _current_trace_id() -> str | None:
+    # The span a handler runs in, when tracing is on (HIDESYNC_EVENTS_TRACING).
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else None
 
 
 def records(handler: str, token: str) -> list[dict[str, Any]]:
