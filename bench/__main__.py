@@ -7,9 +7,14 @@ from __future__ import annotations
 
 import sys
 
-from bench import performance, reliability
+from bench import growth, performance, reliability, scaling
 
-BENCHMARKS = {"performance": performance.main, "reliability": reliability.main}
+BENCHMARKS = {
+    "growth": growth.main,
+    "performance": performance.main,
+    "reliability": reliability.main,
+    "scaling": scaling.main,
+}
 
 
 def main(argv: list[str]) -> int:

@@ -65,7 +65,7 @@ def _redis() -> redis.Redis:
 
 # -- Dramatiq ----------------------------------------------------------------------------
 
-dramatiq.set_broker(RedisBroker(url=BROKER_URL))
+dramatiq.set_broker(RedisBroker(url=BROKER_URL))  # type: ignore[no-untyped-call]
 
 
 @dramatiq.actor(queue_name=DRAMATIQ_QUEUE, max_retries=0)
@@ -77,8 +77,8 @@ def point_at(broker_url: str) -> None:
     """Aim this process's baselines at ``broker_url`` (workers read the environment)."""
     global BROKER_URL
     BROKER_URL = broker_url
-    celery_app.conf.broker_url = broker_url
-    broker = RedisBroker(url=broker_url)
+    celery_app.conf.broker_url = broker_url  # type: ignore[misc]
+    broker = RedisBroker(url=broker_url)  # type: ignore[no-untyped-call]
     dramatiq.set_broker(broker)
     dramatiq_trivial.broker = broker
     broker.declare_actor(dramatiq_trivial)

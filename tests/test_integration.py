@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -17,6 +18,7 @@ from hidesync_events import (
     queue_name,
 )
 from hidesync_events.cli import main
+from hidesync_events.codec import Envelope
 from hidesync_events.metrics import Metrics
 from hidesync_events.recorded import recorded_workshop_day
 from hidesync_events.redis_server import ThrowawayRedis
@@ -144,3 +146,55 @@ class TestBatches:
             redis.llen(queue_name("tools")),
             redis.llen(queue_name("execution")),
         )
+
+
+class TestPartitionedState:
+    def test_worker_groups_keep_their_state_in_redis_instances_of_their_own(
+        self, worker_fleet: WorkerFleet, fresh_redis: ThrowawayRedis
+    ) -> None:
+        """Past one Redis's capacity for claims and completions (docs/scaling.md), each
+        worker group points HIDESYNC_EVENTS_STATE_URL at a Redis of its own; one broker
+        still carries every queue, and duplicates are still caught within a group."""
+        with ThrowawayRedis() as second_state:
+            # Given the tools group on the broker's Redis, the conformance group on another
+            worker_fleet.start("tools", categories=("tools",))
+            worker_fleet.start(
+                "rest",
+                categories=("conformance",),
+                env={"HIDESYNC_EVENTS_STATE_URL": second_state.url},
+            )
+            configure(mode="celery", broker_url=fresh_redis.url)
+            harness = Harness("celery")
+            token = harness.token()
+
+            # When an event of each group is published, and one of them twice
+            sent: list[Envelope] = []
+            global_event_bus.add_publish_listener(sent.append)
+            harness.publish(c.PingOfTools(token=token))
+            harness.publish(c.Ping(token=token))
+            global_event_bus.send_envelope(sent[-1])
+            harness.publish(c.Ping(token=f"{token}-last"))
+            global_event_bus.remove_publish_listener(sent.append)
+
+            # Then each group's handler runs and records land in its own store
+            def seen(client: Any, wanted: str) -> list[dict[str, Any]]:
+                lines = client.lrange("conformance:on_ping", 0, -1)
+                return [
+                    json.loads(line)
+                    for line in lines
+                    if json.loads(line)["token"].startswith(wanted)
+                ]
+
+            in_second = harness.wait(
+                lambda: seen(second_state.client(), token),
+                lambda lines: len(lines) >= 2,
+                "both Pings handled by the rest group",
+            )
+            in_first = harness.wait(
+                lambda: seen(fresh_redis.client(), token),
+                lambda lines: len(lines) >= 1,
+                "PingOfTools handled by the tools group",
+            )
+
+        assert ["PingOfTools"] == [line["type"] for line in in_first]
+        assert [token, f"{token}-last"] == [line["token"] for line in in_second]

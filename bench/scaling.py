@@ -1,0 +1,184 @@
+"""From measured figures to a fleet: how many workers and Redis instances a rate needs.
+
+    python -m bench scaling [--per-process-single 316] [--per-process-batched 18515]
+
+The model: events arrive with the recorded workshop day's category mix; a worker
+process handles a measured number of events per second (one event per message, or
+batches; the defaults are ``python -m bench performance`` and ``growth`` figures on
+a 2-core machine that also ran the publisher and Redis, so they are low);
+every message costs the broker a fixed number of Redis commands, and every
+(event, handler) pair a share of the claim script and the settle transaction.
+
+The Redis side is measured here, on a throwaway ``redis-server``: the commands per
+second ``redis-benchmark`` reaches, and the (event, handler) pairs per second the
+claim-and-settle steps of batches of 500 events reach with the reference handlers.
+It prints, for 10,000 and 100,000 events per second, the worker processes per
+category, the Redis load, and which limit is reached first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+import redis
+from rich.console import Console
+from rich.table import Table
+
+from bench.queues import redis_benchmark
+from hidesync_events import global_event_bus
+from hidesync_events.completions import CompletionLog, Settlement
+from hidesync_events.event import event_type_named, new_event_id
+from hidesync_events.keyvalue.in_redis import RedisKeyValue
+from hidesync_events.recorded import recorded_workshop_day
+from hidesync_events.redis_server import ThrowawayRedis
+from hidesync_events.settings import Settings
+from hidesync_events.worker import import_handler_modules
+
+#: Redis commands one message costs the broker: LPUSH, BRPOP, the unacked bookkeeping
+#: at delivery and at the ack (kombu's Redis transport).
+COMMANDS_PER_MESSAGE = 6
+BATCH = 500
+
+
+@dataclass(frozen=True)
+class Workload:
+    """The recorded day's category mix and reference handlers per event."""
+
+    mix: dict[str, float]
+    handlers_per_event: float
+    handler_names: dict[str, list[str]]
+
+
+@dataclass(frozen=True)
+class Capacity:
+    per_process_single: float
+    per_process_batched: float
+    redis_commands: float
+    redis_pairs: float
+
+
+def recorded_workload() -> Workload:
+    import_handler_modules(Settings())
+    registry = global_event_bus.registry
+
+    types = [
+        event_type_named(json.loads(line)["type"])
+        for line in recorded_workshop_day().read_text().splitlines()
+    ]
+    categories = Counter(event_type.__event_meta__.category for event_type in types)
+    names = {
+        event_type.__event_meta__.name: [
+            subscription.name for subscription in registry.handlers_for(event_type)
+        ]
+        for event_type in set(types)
+    }
+    pairs = sum(len(names[event_type.__event_meta__.name]) for event_type in types)
+    return Workload(
+        mix={category: n / len(types) for category, n in categories.most_common()},
+        handlers_per_event=pairs / len(types),
+        handler_names=names,
+    )
+
+
+def measure_pairs_per_second(url: str, workload: Workload, seconds: float) -> float:
+    """Pairs per second of Redis CPU, claiming and settling batches of 500 events.
+
+    Divided by the server's own CPU time (``INFO cpu``), not by wall time: one client
+    leaves Redis idle between its round trips, and a fleet would not.
+    """
+    client = redis.Redis.from_url(url, decode_responses=True)
+    log = CompletionLog(RedisKeyValue(client), key_prefix="bench", retention_s=600)
+    handler_lists = list(workload.handler_names.values())
+
+    pairs_done = 0
+    cpu_before = _redis_cpu_s(client)
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        pairs = [
+            (new_event_id(), name)
+            for i in range(BATCH)
+            for name in handler_lists[i % len(handler_lists)]
+        ]
+        log.claim_many(pairs, owner="bench", ttl_s=60)
+        log.settle(Settlement(completed=[(pair, None) for pair in pairs]))
+        pairs_done += len(pairs)
+    return pairs_done / (_redis_cpu_s(client) - cpu_before)
+
+
+def _redis_cpu_s(client: redis.Redis) -> float:
+    cpu = client.info("cpu")
+    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+
+
+def plan(
+    rate: float, batched: bool, workload: Workload, capacity: Capacity
+) -> tuple[Table, str]:
+    per_process = (
+        capacity.per_process_batched if batched else capacity.per_process_single
+    )
+    table = Table(
+        title=f"{rate:,.0f} events/s, {'batches of 500' if batched else 'one per message'}",
+        title_justify="left",
+    )
+    for column in ("category", "events/s", "worker processes"):
+        table.add_column(column, justify="right")
+
+    processes = 0
+    for category, share in workload.mix.items():
+        needed = max(1, math.ceil(rate * share / per_process))
+        processes += needed
+        table.add_row(category, f"{rate * share:,.0f}", str(needed))
+    table.add_row("total", f"{rate:,.0f}", str(processes))
+
+    # One claim script call and one settle transaction per message, however many
+    # events it carries, are part of the pair cost measured on batches; single
+    # messages pay two more commands each.
+    messages = rate / (BATCH if batched else 1)
+    commands = messages * (COMMANDS_PER_MESSAGE + (0 if batched else 2))
+    pairs = rate * workload.handlers_per_event
+    redis_load = commands / capacity.redis_commands + pairs / capacity.redis_pairs
+    instances = math.ceil(redis_load)
+    first = "Redis" if instances > 1 else "worker CPU"
+    verdict = (
+        f"{processes} worker processes; Redis at {redis_load:.0%} of one instance "
+        f"({commands:,.0f} commands/s, {pairs:,.0f} claimed and settled pairs/s) -> "
+        f"{instances} Redis instance(s); first limit: {first}"
+    )
+    return table, verdict
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench scaling", description=__doc__
+    )
+    parser.add_argument("--per-process-single", type=float, default=316.0)
+    parser.add_argument("--per-process-batched", type=float, default=18515.0)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    args = parser.parse_args(argv)
+
+    console = Console(width=100)
+    workload = recorded_workload()
+    with ThrowawayRedis() as server:
+        commands = redis_benchmark(server.port, pipeline=1)
+        pairs = measure_pairs_per_second(server.url, workload, args.seconds)
+    capacity = Capacity(
+        args.per_process_single, args.per_process_batched, commands, pairs
+    )
+    console.print(
+        f"measured: {workload.handlers_per_event:.2f} reference handlers per event; "
+        f"one Redis: {commands:,.0f} LPUSH/s (redis-benchmark, no pipelining), "
+        f"{pairs:,.0f} (event, handler) pairs claimed and settled per Redis CPU "
+        f"second, in batches of {BATCH}\n"
+    )
+
+    for rate in (10_000, 100_000):
+        for batched in (False, True):
+            table, verdict = plan(rate, batched, workload, capacity)
+            console.print(table)
+            console.print(verdict + "\n")
+    return 0
