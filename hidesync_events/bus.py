@@ -231,6 +231,31 @@ class EventBus:
         messages); ``only`` restricts delivery to the handler of that name.
         """
         transport = self.transport
+        runtime = transport.runtime
+        if runtime.tracing is None:
+            return self._send_as_is(transport, envelope, only)
+
+        # The sender's trace, not the one the envelope was first published under.
+        with runtime.tracing.publishing(
+            envelope.event_type, envelope.category
+        ) as trace:
+            text = encode(
+                envelope.event,
+                correlation_id=envelope.correlation_id,
+                causation_id=envelope.causation_id,
+                trace=trace,
+                max_bytes=runtime.settings.max_envelope_bytes,
+            )
+            retraced = decode(
+                text,
+                max_bytes=runtime.settings.max_envelope_bytes,
+                event_type=type(envelope.event),
+            )
+            return self._send_as_is(transport, retraced, only)
+
+    def _send_as_is(
+        self, transport: Transport, envelope: Envelope, only: str | None
+    ) -> Receipt:
         transport.runtime.metrics.count("published", envelope.event_type)
         self._announce(envelope)
         return transport.send(envelope, only=only)

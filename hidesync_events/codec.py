@@ -10,7 +10,8 @@ An envelope is one JSON object::
 The payload is the event's own JSON; the header repeats its id and time so that tools
 (dead letters, the command line) can read them without decoding the payload, and a
 decoded envelope whose header and payload disagree is refused. With tracing on, the
-header also carries the publisher's trace context, ``"trace": {"traceparent": ...}``.
+header also carries the publisher's trace context, ``"trace": {"traceparent": ...}``:
+telemetry, so a ``trace`` that is not an object of strings is dropped, never the event.
 
 ``encode`` refuses an event whose values would not come back as the same types and
 values (a ``Decimal`` in an ``Any`` field, a tuple where JSON has only lists), so nothing
@@ -22,6 +23,7 @@ the raw input, truncated.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -48,6 +50,8 @@ from hidesync_events.errors import (
     truncate,
 )
 from hidesync_events.event import DomainEvent, event_type_named
+
+logger = logging.getLogger("hidesync.events.codec")
 
 ENVELOPE_VERSION = 1
 
@@ -176,7 +180,7 @@ def decode(
         correlation_id=envelope.correlation_id,
         causation_id=envelope.causation_id,
         text=raw if isinstance(raw, str) else raw.decode(),
-        trace=envelope.trace,
+        trace=_trace_of(envelope.trace),
     )
 
 
@@ -268,7 +272,7 @@ class _EnvelopeFields(BaseModel):
     timestamp: StrictStr
     correlation_id: StrictStr
     causation_id: StrictStr | None
-    trace: dict[StrictStr, StrictStr] | None = None
+    trace: Any = None  # read by _trace_of: a broken one is dropped, not refused
 
 
 @cache
@@ -305,23 +309,19 @@ def _decode_legacy(event_cls: type[DomainEvent], raw: str | bytes) -> Envelope:
         correlation_id=data["correlation_id"],
         causation_id=data["causation_id"],
         text=raw if isinstance(raw, str) else raw.decode(),
-        trace=_trace_of(data, raw),
+        trace=_trace_of(data.get("trace")),
     )
 
 
-def _trace_of(data: dict[str, Any], raw: str | bytes) -> dict[str, str] | None:
-    trace = data.get("trace")
-    if trace is None:
-        return None
-
-    if not isinstance(trace, dict) or not all(
+def _trace_of(trace: Any) -> dict[str, str] | None:
+    if isinstance(trace, dict) and all(
         isinstance(k, str) and isinstance(v, str) for k, v in trace.items()
     ):
-        raise MalformedEnvelopeError(
-            f"envelope field 'trace' should be an object of strings, got {trace!r}",
-            raw=raw,
-        )
-    return trace
+        return trace
+
+    if trace is not None:
+        logger.debug("ignored an envelope trace context that is not strings: %r", trace)
+    return None
 
 
 def _header_matches(event_id: str, timestamp: str, event: DomainEvent) -> bool:
@@ -442,8 +442,6 @@ def _check_header(data: Any, raw: str | bytes) -> None:
             f"(this release reads version {ENVELOPE_VERSION})",
             raw=raw,
         )
-
-    _trace_of(data, raw)
 
 
 def _type_names(expected: type | tuple[type, ...]) -> str:

@@ -7,7 +7,9 @@ instrumented library).
 
 A publish opens a ``publish <EventType>`` span (kind PRODUCER) and writes its context
 into the envelope's ``trace`` header with the configured propagator (W3C
-``traceparent`` by default). A handler run opens a ``handle <EventType>`` span (kind
+``traceparent`` and ``baggage`` by default); so does sending an existing envelope
+again (``send_envelope``, a replay, ``hidesync-events publish``), whose trace header
+is replaced by the sender's. A handler run opens a ``handle <EventType>`` span (kind
 CONSUMER) whose parent is that context, so one trace follows a request from the web
 process through every worker that handled its events, and through the events those
 handlers published in turn. A handler that raises marks its span as an error.
@@ -30,7 +32,7 @@ class Tracing:
 
     def __init__(self) -> None:
         try:
-            from opentelemetry import propagate, trace
+            from opentelemetry import context, propagate, trace
         except ImportError as error:
             raise ConfigurationError(
                 "tracing is on (HIDESYNC_EVENTS_TRACING) but OpenTelemetry is not "
@@ -39,6 +41,7 @@ class Tracing:
 
         from hidesync_events import __version__
 
+        self._context = context
         self._propagate = propagate
         self._kinds = trace.SpanKind
         self._tracer = trace.get_tracer(INSTRUMENTATION_NAME, __version__)
@@ -60,8 +63,16 @@ class Tracing:
     def handling(
         self, envelope: Envelope, handler: str, attempt: int
     ) -> Iterator[None]:
-        """A ``handle <type>`` span, child of the publish that sent ``envelope``."""
-        parent = self._propagate.extract(envelope.trace) if envelope.trace else None
+        """A ``handle <type>`` span, child of the publish that sent ``envelope``.
+
+        The whole context the publisher sent (its baggage too) is the handler's
+        current context while it runs, so what it publishes carries it on.
+        """
+        token = (
+            self._context.attach(self._propagate.extract(envelope.trace))
+            if envelope.trace
+            else None
+        )
         attributes: dict[str, Any] = {
             "messaging.operation.type": "process",
             "messaging.message.id": envelope.event_id,
@@ -71,10 +82,13 @@ class Tracing:
             "hidesync.handler": handler,
             "hidesync.attempt": attempt,
         }
-        with self._tracer.start_as_current_span(
-            f"handle {envelope.event_type}",
-            context=parent,
-            kind=self._kinds.CONSUMER,
-            attributes=attributes,
-        ):
-            yield
+        try:
+            with self._tracer.start_as_current_span(
+                f"handle {envelope.event_type}",
+                kind=self._kinds.CONSUMER,
+                attributes=attributes,
+            ):
+                yield
+        finally:
+            if token is not None:
+                self._context.detach(token)

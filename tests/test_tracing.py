@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from opentelemetry import trace
+from opentelemetry import baggage, context, trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -16,7 +16,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from hidesync_events import EventBus, ToolCreated, configure, global_event_bus
 from hidesync_events.codec import Envelope, decode
-from hidesync_events.errors import ConfigurationError, MalformedEnvelopeError
+from hidesync_events.errors import ConfigurationError
 from hidesync_events.redis_server import ThrowawayRedis
 from hidesync_events.settings import Settings
 from tests.support import conformance as c
@@ -146,12 +146,64 @@ class TestEager:
         }
 
 
-def test_a_malformed_trace_header_is_refused_by_name() -> None:
-    text = ToolCreated(tool_id=1).to_json()
-    broken = text.replace('"payload":', '"trace":{"traceparent":7},"payload":', 1)
+@pytest.mark.parametrize(
+    "trace_header",
+    ['"not an object"', "[]", '{"traceparent":7}', '{"tracestate":null}'],
+)
+def test_a_malformed_trace_header_is_dropped_not_the_event(trace_header: str) -> None:
+    """Telemetry never costs an event: it decodes, without a trace context."""
+    event = ToolCreated(tool_id=1)
+    broken = event.to_json().replace(
+        '"payload":', f'"trace":{trace_header},"payload":', 1
+    )
 
-    with pytest.raises(MalformedEnvelopeError, match="'trace' should be an object of"):
-        decode(broken, max_bytes=10**6)
+    envelope = decode(broken, max_bytes=10**6)
+
+    assert event == envelope.event
+    assert envelope.trace is None
+
+
+def test_baggage_reaches_the_handler_and_what_it_publishes(
+    traced_bus: EventBus, spans: InMemorySpanExporter
+) -> None:
+    seen: list[object] = []
+    sent: list[Envelope] = []
+
+    def cascade(event: c.CascadeStarted) -> None:
+        seen.append(baggage.get_baggage("tenant"))
+        traced_bus.publish(c.CascadeFollowed(token=event.token))
+
+    traced_bus.subscribe(c.CascadeStarted, cascade, name="app:cascade")
+    traced_bus.add_publish_listener(sent.append)
+    token = context.attach(baggage.set_baggage("tenant", "acme"))
+    try:
+        traced_bus.publish(c.CascadeStarted(token="b"))
+    finally:
+        context.detach(token)
+
+    assert ["acme"] == seen
+    assert all("tenant=acme" in (e.trace or {}).get("baggage", "") for e in sent)
+
+
+def test_an_envelope_sent_again_travels_in_the_sender_trace(
+    traced_bus: EventBus, spans: InMemorySpanExporter
+) -> None:
+    """A replay or a recorded envelope joins the trace of whoever sends it now."""
+    original = ToolCreated(tool_id=3).to_json()
+    old_trace = {
+        "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    }
+    recorded = original.replace(
+        '"payload":', f'"trace":{json.dumps(old_trace)},"payload":'
+    )
+    traced_bus.subscribe(ToolCreated, lambda event: None, name="app:on_tool")
+
+    traced_bus.send_envelope(decode(recorded, max_bytes=10**6))
+
+    [publish] = named(spans, "publish ToolCreated")
+    [handle] = named(spans, "handle ToolCreated")
+    assert publish.context.trace_id == handle.context.trace_id
+    assert 0x0AF7651916CD43DD8448EB211C80319C != handle.context.trace_id
 
 
 def test_tracing_without_opentelemetry_names_the_extra(
