@@ -26,7 +26,11 @@ from hidesync_events.fleet import (
 from hidesync_events.handling import CorrelationFilter
 from hidesync_events.publisher import DEFAULT_EXCHANGE
 from hidesync_events.settings import Settings
-from hidesync_events.worker import MetricsFlusher, WorkerDelivery
+from hidesync_events.worker import (
+    METRICS_FLUSH_INTERVAL_S,
+    MetricsFlusher,
+    WorkerDelivery,
+)
 
 logger = logging.getLogger("hidesync.events.worker")
 
@@ -128,7 +132,7 @@ def create_app(
     signals.worker_process_shutdown.connect(flusher.flush_now, weak=False)
     signals.worker_shutdown.connect(flusher.flush_now, weak=False)
     signals.worker_ready.connect(
-        lambda sender, **_: _join_fleet(sender, worker), weak=False
+        lambda sender, **_: _join_fleet(sender, worker, flusher), weak=False
     )
     if settings.metrics_port is not None:
         signals.worker_init.connect(
@@ -175,9 +179,10 @@ def _export_to_prometheus(
     queues = controller.app.amqp.queues
     consumed = list(queues.consume_from or queues)
     try:
-        prometheus.prepare()
+        directory = prometheus.prepare()
         worker.delivery.runtime.metrics.exporter = prometheus.PrometheusExporter()
         prometheus.serve(
+            directory,
             settings.metrics_host,
             settings.metrics_port,
             [prometheus.QueueDepthCollector(settings.broker_url, consumed)],
@@ -196,7 +201,7 @@ def _export_to_prometheus(
     )
 
 
-def _join_fleet(consumer: Any, worker: WorkerDelivery) -> None:
+def _join_fleet(consumer: Any, worker: WorkerDelivery, flusher: MetricsFlusher) -> None:
     # Everything runs on the worker's own timer, on its main thread: a thread of
     # ours alive in the parent while the prefork pool forks could leave a child a
     # lock that is never released.
@@ -220,6 +225,8 @@ def _join_fleet(consumer: Any, worker: WorkerDelivery) -> None:
 
     announce()
     consumer.timer.call_repeatedly(ANNOUNCE_EVERY_S, announce)
+    # The main process counts too (poison messages it dead-letters while consuming).
+    consumer.timer.call_repeatedly(METRICS_FLUSH_INTERVAL_S, flusher.flush_now)
     # Other workers may still be starting: look a little later.
     consumer.timer.call_after(CONSUMER_CHECK_DELAY_S, check)
     signals.worker_shutdown.connect(lambda **_: registry.withdraw(name), weak=False)

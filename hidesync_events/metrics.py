@@ -130,8 +130,10 @@ class Metrics:
 
     def after_fork(self) -> None:
         """A forked child starts with a free lock (the parent's flusher may have held
-        it at the moment of the fork)."""
+        it at the moment of the fork) and counts from zero: what the parent counted
+        is the parent's to share, and would be shared twice otherwise."""
         self._lock = threading.Lock()
+        self.reset()
 
     def count(self, family: str, key: str, amount: int = 1) -> None:
         with self._lock:
@@ -144,7 +146,11 @@ class Metrics:
     ) -> None:
         # Noted now, counted later (in bulk, when read or every few thousand): this
         # runs for every handler of every event.
-        self._finished.append((handler, event_type, duration_s, failed))
+        run = (handler, event_type, duration_s, failed)
+        self._finished.append(run)
+        if self.exporter is not None:
+            # At once: a process killed before its next fold keeps these counted.
+            self.exporter.handlers_finished((run,))
         if len(self._finished) >= _FOLD_EVERY:
             with self._lock:
                 self._fold()
@@ -168,8 +174,6 @@ class Metrics:
             durations[f"{handler}|{duration_bucket(duration_s)}"] += 1
             if failed:
                 errors[f"{handler}:{event_type}"] += 1
-        if self.exporter is not None:
-            self.exporter.handlers_finished(finished)
 
     def reset(self) -> None:
         with self._lock:

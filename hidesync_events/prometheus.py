@@ -4,8 +4,18 @@ A Celery worker is several processes: the main one, which consumes, and its pref
 children, which run the handlers. The children count in ``prometheus_client``'s
 multiprocess mode (one memory-mapped file per process in a directory named by
 ``PROMETHEUS_MULTIPROC_DIR``), and the main process serves the sum. That mode is chosen
-when ``prometheus_client`` is first imported, so :func:`prepare` must run before
-anything imports it; the worker does so while it builds its Celery app.
+when ``prometheus_client`` is first imported, so :func:`prepare` runs before anything
+imports it: the worker calls it at ``worker_init``, after handler modules are imported
+and before the pool forks. Handler modules that import ``prometheus_client``
+themselves need ``PROMETHEUS_MULTIPROC_DIR`` set before the worker starts.
+
+Each worker run keeps its files in a fresh directory (inside
+``PROMETHEUS_MULTIPROC_DIR`` when that is set), removed when the worker exits: counts
+never carry over from an earlier run or mix with another worker's. A worker killed
+outright (SIGKILL) leaves its directory behind. Counters of prefork children that
+exited stay in their files, as they must for the totals to hold; a worker that
+replaces its children often (``--max-tasks-per-child``) gathers one small file per
+child, read at every scrape.
 
 What is exported::
 
@@ -15,9 +25,11 @@ What is exported::
     hidesync_events_duplicates_total{handler}                      skipped: done before
     hidesync_events_dead_letters_total{reason}
     hidesync_events_queue_depth{queue}                             read at each scrape
+    hidesync_events_broker_up                                      1 if it answered
 
-Counts reach the files when a process folds its built-in metrics, at the latest every
-few seconds (``METRICS_FLUSH_S``), so a scrape may lag the handlers by that much.
+Handler runs are counted as they finish; the broker is asked for the queue depths at
+each scrape, and when it does not answer the depths are left out and
+``hidesync_events_broker_up`` is 0.
 """
 
 from __future__ import annotations
@@ -38,33 +50,33 @@ if TYPE_CHECKING:
 
 MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
-#: Handler durations, in seconds: from a millisecond to the default time limit.
+#: Handler durations, in seconds: from 25 us (a handler that only records something)
+#: to the default time limit.
 DURATION_BUCKETS = (
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-    30.0, 60.0, 300.0,
+    0.000025, 0.00005, 0.0001, 0.00025, 0.0005,
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
 )  # fmt: skip
 
 
 def prepare() -> str:
-    """Choose the multiprocess directory before ``prometheus_client`` is imported.
+    """Make this worker run's multiprocess directory and point the children at it.
 
-    A directory named in ``PROMETHEUS_MULTIPROC_DIR`` is used as it is (empty it
-    between runs, as ``prometheus_client`` asks); otherwise a fresh one is made and
-    removed when the worker exits.
+    Refuses when ``prometheus_client`` was imported already, outside multiprocess
+    mode: the children's counts would then never reach the page.
     """
     if "prometheus_client" in sys.modules and not _in_multiprocess_mode():
         raise ConfigurationError(
             "prometheus_client was imported before the worker could switch it to "
-            f"multiprocess mode; set {MULTIPROCESS_DIR_VARIABLE} to an empty directory "
+            f"multiprocess mode; set {MULTIPROCESS_DIR_VARIABLE} to a directory "
             "before the worker starts, or import prometheus_client later"
         )
 
-    directory = os.environ.get(MULTIPROCESS_DIR_VARIABLE)
-    if directory:
-        os.makedirs(directory, exist_ok=True)
-        return directory
-
-    directory = tempfile.mkdtemp(prefix="hidesync-prometheus-")
+    parent = os.environ.get(MULTIPROCESS_DIR_VARIABLE) or None
+    if parent:
+        os.makedirs(parent, exist_ok=True)
+    directory = tempfile.mkdtemp(prefix="hidesync-prometheus-", dir=parent)
+    # prometheus_client reads the variable whenever a process opens its file.
     os.environ[MULTIPROCESS_DIR_VARIABLE] = directory
     owner = os.getpid()
 
@@ -152,23 +164,33 @@ class QueueDepthCollector:
             "Messages waiting in each queue this worker consumes.",
             labels=["queue"],
         )
-        # A broker that does not answer leaves the gauge out of this scrape; the
-        # scrape itself, and the counters, still work.
+        # A broker that does not answer leaves the depths out of this scrape and says
+        # so in broker_up; the scrape itself, and the counters, still work.
         try:
             depths = queue_depths(self._broker_url, self._queues)
         except Exception:
             depths = {}
+            answered = False
+        else:
+            answered = True
         for queue, depth in depths.items():
             gauge.add_metric([queue], depth.depth)
         yield gauge
+        yield GaugeMetricFamily(
+            "hidesync_events_broker_up",
+            "1 when the broker answered this scrape's queue-depth question, else 0.",
+            value=1 if answered else 0,
+        )
 
 
-def serve(host: str, port: int, extra: Iterable[Collector] = ()) -> None:
-    """Serve the sum of every process's metrics (and ``extra``) on ``host:port``."""
+def serve(
+    directory: str, host: str, port: int, extra: Iterable[Collector] = ()
+) -> None:
+    """Serve the sum of the processes' files in ``directory`` (and ``extra``)."""
     from prometheus_client import CollectorRegistry, multiprocess, start_http_server
 
     registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
     for collector in extra:
         registry.register(collector)
     try:
@@ -176,5 +198,5 @@ def serve(host: str, port: int, extra: Iterable[Collector] = ()) -> None:
     except OSError as error:
         raise ConfigurationError(
             f"cannot serve Prometheus metrics on {host}:{port}: {error.strerror}; "
-            "set HIDESYNC_EVENTS_METRICS_PORT to a free port"
+            "give the worker a free port (--metrics-port or HIDESYNC_EVENTS_METRICS_PORT)"
         ) from error

@@ -7,6 +7,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from celery import Celery
@@ -194,3 +195,61 @@ def test_prometheus_imported_too_early_is_a_configuration_error() -> None:
     )
 
     assert "prometheus_client was imported before" in result.stdout
+
+
+class TestAcrossRuns:
+    def test_a_broker_that_does_not_answer_is_reported_not_hidden(
+        self, fresh_redis: ThrowawayRedis, worker_fleet: WorkerFleet
+    ) -> None:
+        port = free_port()
+        worker_fleet.start(
+            "blind",
+            categories=("conformance",),
+            env={"HIDESYNC_EVENTS_METRICS_PORT": str(port)},
+        )
+        up_before = value(scrape(port), "hidesync_events_broker_up")
+
+        fresh_redis.stop()
+        try:
+            while_down = scrape(port)
+        finally:
+            fresh_redis.start()
+
+        assert 1 == up_before
+        assert 0 == value(while_down, "hidesync_events_broker_up")
+        assert "hidesync_events_queue_depth" not in while_down
+
+    def test_each_run_counts_from_zero_in_a_directory_of_its_own(
+        self,
+        fresh_redis: ThrowawayRedis,
+        worker_fleet: WorkerFleet,
+        tmp_path: Path,
+    ) -> None:
+        """A PROMETHEUS_MULTIPROC_DIR the user set holds one fresh subdirectory per
+        worker run, removed when it stops: nothing carries over or mixes."""
+        port = free_port()
+        env = {
+            "HIDESYNC_EVENTS_METRICS_PORT": str(port),
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+        }
+        on_ping = {
+            "event_type": "Ping",
+            "handler": f"{c.__name__}:on_ping",
+            "outcome": "succeeded",
+        }
+        worker_fleet.start("first", categories=("conformance",), env=env)
+        configure(mode="celery", broker_url=fresh_redis.url)
+        global_event_bus.publish(c.Ping(token="first run"))
+        first = wait_for(
+            port, lambda s: value(s, "hidesync_events_handled_total", **on_ping) == 1
+        )
+        [run_directory] = list(tmp_path.iterdir())
+
+        worker_fleet.stop()
+        removed = not run_directory.exists()
+        worker_fleet.start("second", categories=("conformance",), env=env)
+        second = scrape(port)
+
+        assert 1 == value(first, "hidesync_events_handled_total", **on_ping)
+        assert removed
+        assert 0 == value(second, "hidesync_events_handled_total", **on_ping)

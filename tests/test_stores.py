@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import itertools
+import os
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -813,6 +814,25 @@ class TestMetricsCounting:
         metrics.reset()
 
         assert 0 == metrics.snapshot().total("published")
+
+    def test_a_forked_child_counts_from_zero(self) -> None:
+        """What the parent counted is the parent's to share: a child (a prefork
+        worker process) that inherited it would share it a second time."""
+        metrics = Metrics()
+        metrics.count("dead_letters", "malformed")
+        read, write = os.pipe()
+
+        pid = os.fork()
+        if pid == 0:  # the child reports what it holds, then leaves at once
+            os.write(write, str(metrics.snapshot().total("dead_letters")).encode())
+            os._exit(0)
+        os.close(write)
+        child_total = int(os.read(read, 16))
+        os.close(read)
+        os.waitpid(pid, 0)
+
+        assert 0 == child_total
+        assert 1 == metrics.snapshot().total("dead_letters")
 
     def test_summary_reports_the_reference_figures(self) -> None:
         """summary gives totals and the most common events from the counters."""
