@@ -64,7 +64,6 @@ def run_demo(
         )
         handle_s = time.perf_counter() - started
         figures = DemoFigures(
-            fleet=fleet.description,
             published=published,
             rejected=rejected,
             publish_s=publish_s,

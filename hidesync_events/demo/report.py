@@ -17,7 +17,6 @@ from hidesync_events.metrics import MetricsSnapshot
 class DemoFigures:
     """The figures of one demo run, as differences over the run."""
 
-    fleet: str
     published: Counter[str]
     rejected: int
     publish_s: float
@@ -27,7 +26,10 @@ class DemoFigures:
 
 
 def render(console: Console, figures: DemoFigures, results: list[Table]) -> None:
-    console.print(f"\n[bold]hidesync-events demo[/bold]: {figures.fleet}")
+    # Which fleet ran is the first line the demo printed, before its progress bars.
+    console.print(
+        "\n[bold]hidesync-events demo[/bold]: the day as the fleet handled it"
+    )
     console.print(_pipeline_table(figures))
     console.print(_categories_table(figures.published, figures.metrics))
     console.print(_handlers_table(figures.metrics))
