@@ -8,6 +8,7 @@ kombu never re-types a value) plus, on a retry, the one handler to run again.
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import datetime
 from typing import Any
@@ -96,14 +97,12 @@ def create_app(
     app.conf.update(celery_config(settings))
 
     # shared=False: a shared task would be added to every later app, with this
-    # app's delivery path.
-    @app.task(
-        bind=True,
-        name=DELIVER_TASK,
-        shared=False,
-        acks_late=True,
-        reject_on_worker_lost=True,
+    # app's delivery path. Both tasks are acknowledged once their handlers ran.
+    delivery_task = functools.partial(
+        app.task, bind=True, shared=False, acks_late=True, reject_on_worker_lost=True
     )
+
+    @delivery_task(name=DELIVER_TASK)
     def deliver(
         task: Task[Any, Any],
         envelope: Any,
@@ -114,13 +113,7 @@ def create_app(
         flusher.ensure_running()
         _run(task, worker, [envelope], handler, attempt, first_failed_at)
 
-    @app.task(
-        bind=True,
-        name=DELIVER_MANY_TASK,
-        shared=False,
-        acks_late=True,
-        reject_on_worker_lost=True,
-    )
+    @delivery_task(name=DELIVER_MANY_TASK)
     def deliver_many(task: Task[Any, Any], envelopes: Any) -> None:
         flusher.ensure_running()
         batch = envelopes if isinstance(envelopes, list) else [envelopes]

@@ -82,28 +82,6 @@ class KeyValue(Protocol):
     def ping(self) -> bool: ...
 
 
-def open_keyvalue(url: str) -> KeyValue:
-    """Return the store at ``url``: ``memory://`` or a ``redis://`` URL."""
-    if url.startswith("memory://"):
-        return MemoryKeyValue()
-
-    return RedisKeyValue(redis.Redis.from_url(url, decode_responses=True))
-
-
-from hidesync_events.keyvalue.in_memory import MemoryKeyValue  # noqa: E402
-from hidesync_events.keyvalue.in_redis import RedisKeyValue  # noqa: E402
-
-__all__ = [
-    "KeyValue",
-    "KeyValueBatch",
-    "MemoryKeyValue",
-    "RecordedBatch",
-    "RedisKeyValue",
-    "Script",
-    "Value",
-]
-
-
 class RecordedBatch:
     """Writes recorded now and applied later, onto any store's batch.
 
@@ -163,3 +141,25 @@ class RecordedBatch:
         for command, args, kwargs in self.calls:
             getattr(batch, command)(*args, **kwargs)
         return batch
+
+
+def open_keyvalue(url: str) -> KeyValue:
+    """Return the store at ``url``: ``memory://`` or a ``redis://`` URL."""
+    if url.startswith("memory://"):
+        return MemoryKeyValue()
+
+    return RedisKeyValue(redis.Redis.from_url(url, decode_responses=True))
+
+
+from hidesync_events.keyvalue.in_memory import MemoryKeyValue  # noqa: E402
+from hidesync_events.keyvalue.in_redis import RedisKeyValue  # noqa: E402
+
+__all__ = [
+    "KeyValue",
+    "KeyValueBatch",
+    "MemoryKeyValue",
+    "RecordedBatch",
+    "RedisKeyValue",
+    "Script",
+    "Value",
+]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any, Self
+from typing import Any
 
-from hidesync_events.keyvalue import KeyValueBatch, Script, Value
+from hidesync_events.keyvalue import KeyValueBatch, RecordedBatch, Script, Value
 
 
 class MemoryKeyValue:
@@ -243,49 +243,14 @@ def _slice(start: int, end: int, length: int) -> slice:
     return slice(start, end + 1)
 
 
-class _MemoryBatch:
+class _MemoryBatch(RecordedBatch):
+    """Recorded writes that :meth:`execute` applies under the store's lock."""
+
     def __init__(self, store: MemoryKeyValue) -> None:
+        super().__init__()
         self._store = store
-        self._calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
-
-    def _queue(self, command: str, *args: Any, **kwargs: Any) -> Self:
-        self._calls.append((command, args, kwargs))
-        return self
-
-    def set(self, name: str, value: Value, *, ex_s: int | None = None) -> Self:
-        return self._queue("set", name, value, ex_s=ex_s)
-
-    def delete(self, *names: str) -> Self:
-        return self._queue("delete", *names)
-
-    def expire(self, name: str, seconds: int) -> Self:
-        return self._queue("expire", name, seconds)
-
-    def hset(self, name: str, mapping: Mapping[str, Value]) -> Self:
-        return self._queue("hset", name, dict(mapping))
-
-    def hdel(self, name: str, *fields: str) -> Self:
-        return self._queue("hdel", name, *fields)
-
-    def hincrby(self, name: str, field: str, amount: int = 1) -> Self:
-        return self._queue("hincrby", name, field, amount)
-
-    def hincrbyfloat(self, name: str, field: str, amount: float) -> Self:
-        return self._queue("hincrbyfloat", name, field, amount)
-
-    def rpush(self, name: str, *values: Value) -> Self:
-        return self._queue("rpush", name, *values)
-
-    def ltrim(self, name: str, start: int, end: int) -> Self:
-        return self._queue("ltrim", name, start, end)
-
-    def zadd(self, name: str, mapping: Mapping[str, float]) -> Self:
-        return self._queue("zadd", name, dict(mapping))
-
-    def zrem(self, name: str, *members: str) -> Self:
-        return self._queue("zrem", name, *members)
 
     def execute(self) -> list[Any]:
-        calls, self._calls = self._calls, []
+        calls, self.calls = self.calls, []
         with self._store._lock:
             return [getattr(self._store, cmd)(*args, **kw) for cmd, args, kw in calls]
