@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, overload
 
-from hidesync_events.codec import Envelope, decode, encode
+from hidesync_events.codec import Envelope, decode, seal
 from hidesync_events.dead_letters import DeadLetter, DeadLetterStore
 from hidesync_events.delivery import current_envelope
 from hidesync_events.event import DomainEvent
@@ -239,17 +239,12 @@ class EventBus:
         with runtime.tracing.publishing(
             envelope.event_type, envelope.category
         ) as trace:
-            text = encode(
+            retraced = seal(
                 envelope.event,
                 correlation_id=envelope.correlation_id,
                 causation_id=envelope.causation_id,
                 trace=trace,
                 max_bytes=runtime.settings.max_envelope_bytes,
-            )
-            retraced = decode(
-                text,
-                max_bytes=runtime.settings.max_envelope_bytes,
-                event_type=type(envelope.event),
             )
             return self._send_as_is(transport, retraced, only)
 
@@ -296,15 +291,13 @@ class EventBus:
             )
 
         parent = current_envelope()
-        max_bytes = runtime.settings.max_envelope_bytes
-        text = encode(
+        envelope = seal(
             event,
             correlation_id=parent.correlation_id if parent else None,
             causation_id=parent.event_id if parent else None,
             trace=trace,
-            max_bytes=max_bytes,
+            max_bytes=runtime.settings.max_envelope_bytes,
         )
-        envelope = decode(text, max_bytes=max_bytes, event_type=type(event))
         ensure_lossless(event, envelope.event)
         runtime.metrics.count("published", envelope.event_type)
         self._announce(envelope)

@@ -106,20 +106,68 @@ def encode(
     Raises :class:`LossyEventError` when a value cannot be written as JSON, and
     :class:`EnvelopeTooLargeError` when the envelope exceeds ``max_bytes``.
     """
-    meta = event.__event_meta__
-    if meta.abstract:
+    payload = _payload_of(event)
+    return _wrap(event, payload, correlation_id, causation_id, trace, max_bytes)
+
+
+def seal(
+    event: DomainEvent,
+    *,
+    correlation_id: str | None = None,
+    causation_id: str | None = None,
+    trace: dict[str, str] | None = None,
+    max_bytes: int,
+) -> Envelope:
+    """Encode ``event`` (as :func:`encode`) and rebuild the copy its handlers receive.
+
+    The copy is validated from the payload's JSON text, as a worker validates it; the
+    header around it was written here a moment ago from known values, so it is not
+    read back. ``decode(encode(event))`` gives the same envelope at twice the cost.
+    """
+    payload = _payload_of(event)
+    text = _wrap(event, payload, correlation_id, causation_id, trace, max_bytes)
+
+    event_cls = type(event)
+    meta = event_cls.__event_meta__
+    try:
+        if meta.legacy:
+            copy = build_event(event_cls, json.loads(payload))
+        else:
+            copy = event_cls.model_validate_json(payload)
+    except ValidationError as error:
+        raise _invalid(meta.name, error, text, nested=False) from None
+
+    # Positional: keywords cost a third more, on every publish.
+    correlation = correlation_id or event.event_id
+    return Envelope(
+        copy, meta.name, meta.schema_version, meta.category, correlation,
+        causation_id, text, trace or None,
+    )  # fmt: skip
+
+
+def _payload_of(event: DomainEvent) -> str:
+    if event.__event_meta__.abstract:
         raise TypeError(
             f"{type(event).__name__} is an abstract event base; publish one of its "
             "concrete subclasses"
         )
 
     try:
-        payload = event.model_dump_json()
+        return event.model_dump_json()
     except PydanticSerializationError as error:
         raise LossyEventError(
             f"{type(event).__name__} cannot be written as JSON: {error}"
         ) from error
 
+
+def _wrap(
+    event: DomainEvent,
+    payload: str,
+    correlation_id: str | None,
+    causation_id: str | None,
+    trace: dict[str, str] | None,
+    max_bytes: int,
+) -> str:
     # The event id was validated as UUID text when the event was built; ids that came
     # from elsewhere (a handled envelope's correlation id) are escaped.
     correlation = (
@@ -136,16 +184,13 @@ def encode(
     return text
 
 
-def decode(
-    raw: str | bytes, *, max_bytes: int, event_type: type[DomainEvent] | None = None
-) -> Envelope:
+def decode(raw: str | bytes, *, max_bytes: int) -> Envelope:
     """Rebuild the envelope and its event from JSON text.
 
     The payload is validated as JSON (pydantic's JSON mode), the exact inverse of
-    :func:`encode`. ``event_type``, when the caller knows it (it just encoded the
-    event), saves reading the type first; an envelope of another type is refused.
-    Raises :class:`EnvelopeTooLargeError`, :class:`MalformedEnvelopeError`,
-    :class:`UnknownEventError` or :class:`PayloadValidationError`.
+    :func:`encode`. Raises :class:`EnvelopeTooLargeError`,
+    :class:`MalformedEnvelopeError`, :class:`UnknownEventError` or
+    :class:`PayloadValidationError`.
     """
     if not isinstance(raw, str | bytes):
         raise MalformedEnvelopeError(
@@ -154,7 +199,7 @@ def decode(
 
     _check_size(raw, max_bytes)
 
-    event_cls = event_type or _class_named_in(raw)
+    event_cls = _class_named_in(raw)
     if event_cls.__event_meta__.legacy:
         return _decode_legacy(event_cls, raw)
 
@@ -163,15 +208,7 @@ def decode(
     except ValidationError as error:
         raise _invalid(event_cls.__event_meta__.name, error, raw) from None
 
-    # An envelope this process just encoded (event_type given) cannot contradict
-    # itself; one from the wire is checked.
-    if event_type is None:
-        _check_identity(envelope, event_cls, raw)
-    elif envelope.type != event_cls.__event_meta__.name:
-        raise MalformedEnvelopeError(
-            f"envelope holds a {envelope.type!r}, not a {event_cls.__event_meta__.name!r}",
-            raw=raw,
-        )
+    _check_identity(envelope, event_cls, raw)
     return Envelope(
         event=envelope.payload,
         event_type=envelope.type,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from hidesync_events.codec import Envelope, build_event, decode, encode
+from hidesync_events.codec import Envelope, build_event, decode, seal
 from hidesync_events.errors import CodecError, UnknownEventTypeError
 from hidesync_events.event import event_type_named
 
@@ -86,4 +86,4 @@ def _envelope_of(data: dict[str, object], max_bytes: int) -> Envelope:
         )
 
     event = build_event(event_type_named(name), payload)
-    return decode(encode(event, max_bytes=max_bytes), max_bytes=max_bytes)
+    return seal(event, max_bytes=max_bytes)

@@ -29,8 +29,9 @@ from hidesync_events import (
     PayloadValidationError,
     ToolCheckedOut,
     UnknownEventError,
+    WorkflowStartedEvent,
 )
-from hidesync_events.codec import build_event, decode, encode, peek_header
+from hidesync_events.codec import build_event, decode, encode, peek_header, seal
 from hidesync_events.fidelity import ensure_lossless
 
 MAX_BYTES = 1024 * 1024
@@ -234,6 +235,41 @@ class TestRoundTrip:
         assert event == decoded
         assert decoded is not event
         ensure_lossless(event, decoded)
+
+    @pytest.mark.parametrize(
+        "event",
+        [
+            _sample(WorkflowStartedEvent),
+            CodecTestsHideShipped("Leather Express"),
+            CodecTestsLegacyVersioned("DE123"),
+        ],
+        ids=["declared", "legacy", "legacy-versioned"],
+    )
+    def test_seal_gives_what_decoding_the_encoded_text_gives(
+        self, event: DomainEvent
+    ) -> None:
+        """seal (what publish uses) builds the envelope decode(encode(...)) would,
+        header values, trace and text included."""
+        trace = {
+            "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        }
+        ids = {"correlation_id": "c-1", "causation_id": "e-0", "trace": trace}
+
+        sealed = seal(event, max_bytes=MAX_BYTES, **ids)
+        decoded = decode(encode(event, max_bytes=MAX_BYTES, **ids), max_bytes=MAX_BYTES)
+
+        assert decoded == sealed
+        assert sealed.event is not event
+
+    @pytest.mark.filterwarnings("ignore:Pydantic serializer warnings")
+    def test_seal_names_an_invalid_payload(self) -> None:
+        """An event whose JSON does not validate back (a value set past validation)
+        is refused by seal with the field named."""
+        event = _sample(WorkflowStartedEvent)
+        object.__setattr__(event, "workflow_id", "not a number")
+
+        with pytest.raises(PayloadValidationError, match="workflow_id"):
+            seal(event, max_bytes=MAX_BYTES)
 
     @pytest.mark.parametrize("kind", GOOD_ENVELOPES)
     def test_bytes_decode_like_text(self, kind: str) -> None:
