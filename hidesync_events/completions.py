@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -184,46 +183,76 @@ def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+#: The answers that carry nothing else, made once (eager mode asks for every handler).
+_CLAIMED = ClaimResult(Claim.CLAIMED)
+_DONE = ClaimResult(Claim.DONE)
+
+
 class MemoryCompletionLog:
     """Claims and completion records in this process's memory (eager mode).
 
-    The same answers as :class:`CompletionLog`, with plain dictionaries: eager mode
-    asks for every handler of every event, and a script per question would cost more
-    than the handler. A process holds its own claims, so none is ever left by a
-    process that died, and ``owner`` plays no part. Effects are applied to ``kv``.
+    The same answers as :class:`CompletionLog`, with plain sets: eager mode asks for
+    every handler of every event, and a script per question would cost more than the
+    handler. A process holds its own claims, so none is ever left by a process that
+    died, and ``owner`` plays no part. Effects are applied to ``kv``.
+
+    Completion records are kept in two generations, so that forgetting old ones
+    costs nothing per event: new records go into the current one, which becomes the
+    previous one (and the previous one is dropped) after ``retention_s`` or once it
+    holds ``generation_size`` records. A record is thus kept ``retention_s``, or
+    until ``generation_size`` more pairs completed in this process, whichever comes
+    first: memory stays bounded in a long-lived process that publishes in eager mode.
     """
 
-    def __init__(self, kv: KeyValue, *, retention_s: int) -> None:
+    def __init__(
+        self, kv: KeyValue, *, retention_s: int, generation_size: int = 100_000
+    ) -> None:
         self._kv = kv
         self._lock = threading.Lock()
         self._retention_s = retention_s
-        self._done: OrderedDict[str, tuple[float, set[str]]] = OrderedDict()
+        self._generation_size = generation_size
+        self._done: set[Pair] = set()
+        self._done_before: set[Pair] = set()
+        self._next_generation_at = time.monotonic() + retention_s
         self._claimed: set[Pair] = set()
 
     def claim_many(
         self, pairs: Sequence[Pair], *, owner: str | None, ttl_s: float
     ) -> list[ClaimResult]:
+        answers = []
         with self._lock:
-            return [self._claim_one(pair, ttl_s) for pair in pairs]
+            done, done_before, claimed = self._done, self._done_before, self._claimed
+            for pair in pairs:
+                if pair in done or pair in done_before:
+                    answers.append(_DONE)
+                elif pair in claimed:
+                    answers.append(ClaimResult(Claim.BUSY, ttl_s))
+                else:
+                    claimed.add(pair)
+                    answers.append(_CLAIMED)
+        return answers
 
     def claim(
         self, event_id: str, handler: str, *, owner: str | None, ttl_s: float
     ) -> ClaimResult:
-        with self._lock:
-            return self._claim_one((event_id, handler), ttl_s)
+        return self.claim_many([(event_id, handler)], owner=owner, ttl_s=ttl_s)[0]
 
     def settle(self, settlement: Settlement) -> None:
         for _, effects in settlement.completed:
             if effects is not None:
                 effects.apply_to(self._kv.batch()).execute()
 
-        now = time.monotonic()
         with self._lock:
+            claimed = self._claimed
             for pair in settlement.released:
-                self._claimed.discard(pair)
+                claimed.discard(pair)
+            if not settlement.completed:
+                return
+
+            done = self._current_generation()
             for pair, _ in settlement.completed:
-                self._claimed.discard(pair)
-                self._record(pair, now)
+                claimed.discard(pair)
+                done.add(pair)
 
     def complete(
         self, event_id: str, handler: str, effects: RecordedBatch | None = None
@@ -231,33 +260,18 @@ class MemoryCompletionLog:
         self.settle(Settlement(completed=[((event_id, handler), effects)]))
 
     def release(self, event_id: str, handler: str) -> None:
-        with self._lock:
-            self._claimed.discard((event_id, handler))
+        self.settle(Settlement(released=[(event_id, handler)]))
 
     def is_done(self, event_id: str, handler: str) -> bool:
+        pair = (event_id, handler)
         with self._lock:
-            done = self._done.get(event_id)
-            return done is not None and handler in done[1]
+            return pair in self._done or pair in self._done_before
 
-    def _claim_one(self, pair: Pair, ttl_s: float) -> ClaimResult:
-        done = self._done.get(pair[0])
-        if done is not None and pair[1] in done[1]:
-            return ClaimResult(Claim.DONE)
-
-        if pair in self._claimed:
-            return ClaimResult(Claim.BUSY, ttl_s)
-
-        self._claimed.add(pair)
-        return ClaimResult(Claim.CLAIMED)
-
-    def _record(self, pair: Pair, now: float) -> None:
-        done = self._done.get(pair[0])
-        if done is not None:
-            done[1].add(pair[1])
-            return
-
-        self._done[pair[0]] = (now, {pair[1]})
-        horizon = now - self._retention_s
-        # Events are kept in the order they first completed: the oldest come first.
-        while self._done and next(iter(self._done.values()))[0] < horizon:
-            self._done.popitem(last=False)
+    def _current_generation(self) -> set[Pair]:
+        if (
+            len(self._done) >= self._generation_size
+            or time.monotonic() >= self._next_generation_at
+        ):
+            self._done_before, self._done = self._done, set()
+            self._next_generation_at = time.monotonic() + self._retention_s
+        return self._done

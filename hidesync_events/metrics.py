@@ -10,21 +10,24 @@ accurate to within half a bucket, about 6%.
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 import weakref
-from collections import Counter
+from bisect import bisect_left
+from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from functools import partial
+from itertools import compress, islice
+from typing import Protocol, TypeVar
 
 from hidesync_events.keyvalue import KeyValue
 
 _BUCKETS_PER_DECADE = 20
-#: How many finished handler runs are noted before they are counted.
+#: How many counts and finished handler runs are noted before they are counted.
 _FOLD_EVERY = 4096
 _SMALLEST_S = 1e-6
+_T = TypeVar("_T")
 
 FAMILIES = (
     "published",
@@ -42,15 +45,18 @@ FAMILIES = (
 
 def duration_bucket(duration_s: float) -> int:
     """Return the histogram bucket of a duration (0 for a microsecond or less)."""
-    if duration_s <= _SMALLEST_S:
-        return 0
-
-    return math.ceil(math.log10(duration_s / _SMALLEST_S) * _BUCKETS_PER_DECADE)
+    return bisect_left(_UPPERS_S, duration_s)
 
 
 def bucket_upper_s(bucket: float) -> float:
     """Return the longest duration that falls in ``bucket``."""
     return _SMALLEST_S * 10 ** (bucket / _BUCKETS_PER_DECADE)
+
+
+#: Each bucket's longest duration, from a microsecond to 31 years (longer ones fall
+#: in the last bucket): a bucket is found by bisection, in C, when runs are counted.
+_UPPERS_S = [bucket_upper_s(bucket) for bucket in range(15 * _BUCKETS_PER_DECADE + 1)]
+_bucket_of = partial(bisect_left, _UPPERS_S)
 
 
 @dataclass
@@ -117,7 +123,12 @@ class Exporter(Protocol):
 
 class Metrics:
     """Counters of one process; what was already shared is remembered, not kept apart,
-    so counting costs one update."""
+    so counting costs one update.
+
+    Counts and finished runs are noted first (appended to a deque, which takes no
+    lock and loses nothing to a concurrent reader) and counted in bulk when read or
+    every few thousand: noting runs for every handler of every event.
+    """
 
     def __init__(self) -> None:
         self.exporter: Exporter | None = None
@@ -125,7 +136,8 @@ class Metrics:
         self._totals = MetricsSnapshot()
         self._shared = MetricsSnapshot()
         self._counters = self._totals.counters
-        self._finished: list[Finished] = []
+        self._counts: deque[tuple[str, str, int]] = deque()
+        self._finished: deque[Finished] = deque()
         _renew_lock_in_forked_children(self)
 
     def after_fork(self) -> None:
@@ -136,24 +148,24 @@ class Metrics:
         self.reset()
 
     def count(self, family: str, key: str, amount: int = 1) -> None:
-        with self._lock:
-            self._counters[family][key] += amount
+        counts = self._counts
+        counts.append((family, key, amount))
         if self.exporter is not None:
             self.exporter.count(family, key, amount)
+        if len(counts) >= _FOLD_EVERY:
+            self._fold_now()
 
     def handler_finished(
         self, handler: str, event_type: str, duration_s: float, *, failed: bool
     ) -> None:
-        # Noted now, counted later (in bulk, when read or every few thousand): this
-        # runs for every handler of every event.
         run = (handler, event_type, duration_s, failed)
-        self._finished.append(run)
+        finished = self._finished
+        finished.append(run)
         if self.exporter is not None:
             # At once: a process killed before its next fold keeps these counted.
             self.exporter.handlers_finished((run,))
-        if len(self._finished) >= _FOLD_EVERY:
-            with self._lock:
-                self._fold()
+        if len(finished) >= _FOLD_EVERY:
+            self._fold_now()
 
     def snapshot(self) -> MetricsSnapshot:
         """Return a copy of this process's counters."""
@@ -161,26 +173,38 @@ class Metrics:
             self._fold()
             return _copy(self._totals)
 
+    def _fold_now(self) -> None:
+        with self._lock:
+            self._fold()
+
     def _fold(self) -> None:
-        finished, self._finished = self._finished, []
+        # The noted items are taken off their deques and tallied by C code (Counter,
+        # zip, map, compress): Python runs once per distinct key, not once per item.
         counters = self._counters
-        runs, durations, errors = (
-            counters["handler_runs"],
-            counters["durations"],
-            counters["handler_errors"],
-        )
-        for handler, event_type, duration_s, failed in finished:
-            runs[handler] += 1
-            durations[f"{handler}|{duration_bucket(duration_s)}"] += 1
-            if failed:
-                errors[f"{handler}:{event_type}"] += 1
+        counts = Counter(_take_all(self._counts))
+        for (family, key, amount), times in counts.items():
+            counters[family][key] += amount * times
+
+        finished = _take_all(self._finished)
+        if not finished:
+            return
+
+        handlers, event_types, durations, failed = zip(*finished, strict=True)
+        counters["handler_runs"].update(handlers)
+        buckets = Counter(zip(handlers, map(_bucket_of, durations), strict=True))
+        for (handler, bucket), times in buckets.items():
+            counters["durations"][f"{handler}|{bucket}"] += times
+        failures = Counter(compress(zip(handlers, event_types, strict=True), failed))
+        for (handler, event_type), times in failures.items():
+            counters["handler_errors"][f"{handler}:{event_type}"] += times
 
     def reset(self) -> None:
         with self._lock:
             self._totals = MetricsSnapshot()
             self._shared = MetricsSnapshot()
             self._counters = self._totals.counters
-            self._finished = []
+            self._counts.clear()
+            self._finished.clear()
 
     def flush(self, kv: KeyValue, key_prefix: str) -> None:
         """Add what was counted since the last flush to the shared totals in ``kv``."""
@@ -210,6 +234,11 @@ class Metrics:
             stored = kv.hgetall(f"{key_prefix}:metrics:{family}")
             snapshot.counters[family].update({k: int(v) for k, v in stored.items()})
         return snapshot
+
+
+def _take_all(noted: deque[_T]) -> list[_T]:
+    """Take the items in ``noted`` now, leaving any appended meanwhile."""
+    return list(islice(iter(noted.popleft, None), len(noted)))
 
 
 def _renew_lock_in_forked_children(metrics: Metrics) -> None:

@@ -11,6 +11,7 @@ import hashlib
 import importlib.util
 import itertools
 import os
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -19,7 +20,12 @@ import fakeredis
 import pytest
 
 from hidesync_events import DeadLetter, DeadLetterStore
-from hidesync_events.completions import Claim, ClaimResult, CompletionLog
+from hidesync_events.completions import (
+    Claim,
+    ClaimResult,
+    CompletionLog,
+    MemoryCompletionLog,
+)
 from hidesync_events.keyvalue import (
     KeyValue,
     MemoryKeyValue,
@@ -763,6 +769,66 @@ class TestCompletionLog:
 # -- metrics -----------------------------------------------------------------------------
 
 
+class TestMemoryCompletionLog:
+    """The eager-mode log: the same answers in memory, with bounded memory."""
+
+    def complete(self, log: MemoryCompletionLog, event_id: str) -> None:
+        [result] = log.claim_many([(event_id, "h")], owner=None, ttl_s=1.0)
+        assert Claim.CLAIMED is result.claim
+        log.complete(event_id, "h")
+
+    def test_answers_done_claimed_and_busy(self) -> None:
+        """A completed pair is done, a held one busy for the claim's time, a released
+        one free again."""
+        log = MemoryCompletionLog(MemoryKeyValue(), retention_s=60)
+        self.complete(log, "e1")
+
+        results = log.claim_many([("e1", "h"), ("e2", "h")], owner=None, ttl_s=5.0)
+        busy = log.claim("e2", "h", owner=None, ttl_s=5.0)
+        log.release("e2", "h")
+        again = log.claim("e2", "h", owner=None, ttl_s=5.0)
+
+        assert [Claim.DONE, Claim.CLAIMED] == [r.claim for r in results]
+        assert ClaimResult(Claim.BUSY, 5.0) == busy
+        assert Claim.CLAIMED is again.claim
+
+    def test_records_outlive_one_generation_then_go(self) -> None:
+        """A record survives the next generation (it is kept at least that long),
+        and is forgotten in the one after."""
+        log = MemoryCompletionLog(MemoryKeyValue(), retention_s=60, generation_size=3)
+        self.complete(log, "first")
+
+        for number in range(3):
+            self.complete(log, f"second-{number}")
+        kept = log.is_done("first", "h")
+        for number in range(3):
+            self.complete(log, f"third-{number}")
+
+        assert kept is True
+        assert log.is_done("first", "h") is False
+        assert log.is_done("third-2", "h") is True
+
+    def test_records_are_kept_the_retention_time(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Past retention_s the current records become the previous generation, and
+        past twice that they are gone."""
+        now = [1000.0]
+        monkeypatch.setattr(time, "monotonic", lambda: now[0])
+        log = MemoryCompletionLog(MemoryKeyValue(), retention_s=60)
+        self.complete(log, "old")
+
+        now[0] += 61
+        self.complete(log, "newer")
+        kept = log.is_done("old", "h")
+        now[0] += 61
+        self.complete(log, "newest")
+
+        assert kept is True
+        assert log.is_done("old", "h") is False
+        assert log.is_done("newer", "h") is True
+
+
 class TestMetricsCounting:
     def test_count_adds_per_family_and_key(self) -> None:
         """count adds to one key of one family; total sums a family."""
@@ -833,6 +899,39 @@ class TestMetricsCounting:
 
         assert 0 == child_total
         assert 1 == metrics.snapshot().total("dead_letters")
+
+    def test_counts_from_many_threads_while_read_lose_nothing(self) -> None:
+        """Counts and runs noted from several threads, while another thread keeps
+        taking snapshots (each folds what was noted so far), all end up counted."""
+        metrics = Metrics()
+        threads, per_thread = 8, 5000
+        stop = threading.Event()
+
+        def note() -> None:
+            for _ in range(per_thread):
+                metrics.count("published", "ToolCreated")
+                metrics.handler_finished("h:reserve", "ToolCreated", 0.001, failed=True)
+
+        def read() -> None:
+            while not stop.is_set():
+                metrics.snapshot()
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        writers = [threading.Thread(target=note) for _ in range(threads)]
+        for writer in writers:
+            writer.start()
+        for writer in writers:
+            writer.join()
+        stop.set()
+        reader.join()
+
+        snapshot = metrics.snapshot()
+        total = threads * per_thread
+        assert total == snapshot["published"]["ToolCreated"]
+        assert total == snapshot["handler_runs"]["h:reserve"]
+        assert total == snapshot["handler_errors"]["h:reserve:ToolCreated"]
+        assert total == snapshot.total("durations")
 
     def test_summary_reports_the_reference_figures(self) -> None:
         """summary gives totals and the most common events from the counters."""
