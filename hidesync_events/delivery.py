@@ -15,10 +15,10 @@ import contextlib
 import contextvars
 import inspect
 import logging
-import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
+from time import perf_counter
 from typing import Any
 
 from hidesync_events.codec import Envelope, decode, peek_header
@@ -146,11 +146,15 @@ class Delivery:
         delivery in the claims: a message delivered again after its process died
         passes the same owner and takes its claims over.
         """
+        if not items:
+            return []
+
         completions = self.runtime.completions
         pairs = [(envelope.event_id, sub.name) for envelope, sub in items]
         claims = completions.claim_many(pairs, owner=owner, ttl_s=self._claim_ttl_s)
 
         settlement = Settlement()
+        completed, released = settlement.completed, settlement.released
         outcomes = []
         for (envelope, subscription), pair, claim in zip(
             items, pairs, claims, strict=True
@@ -165,9 +169,9 @@ class Delivery:
                 subscription, envelope, attempt, first_failed_at
             )
             if outcome.status is Status.DONE:
-                settlement.completed.append((pair, effects))
+                completed.append((pair, effects))
             else:
-                settlement.released.append(pair)
+                released.append(pair)
             outcomes.append(outcome)
 
         completions.settle(settlement)
@@ -203,7 +207,7 @@ class Delivery:
 
         scope = HandlerScope(envelope, subscription.name)
         token = enter_scope(scope)
-        started = time.perf_counter()
+        started = perf_counter()
         try:
             with self._span(envelope, subscription, attempt):
                 if subscription.is_async:
@@ -215,7 +219,7 @@ class Delivery:
                         await result
         except Exception as error:
             completions.settle(Settlement(released=[pair]))
-            elapsed = time.perf_counter() - started
+            elapsed = perf_counter() - started
             return self.report.failed(
                 subscription, envelope, attempt, error, elapsed, first_failed_at
             )
@@ -224,7 +228,7 @@ class Delivery:
 
         completions.settle(Settlement(completed=[(pair, scope.batch)]))
         return self.report.succeeded(
-            subscription, envelope, attempt, time.perf_counter() - started
+            subscription, envelope, attempt, perf_counter() - started
         )
 
     def _invoke(
@@ -236,18 +240,18 @@ class Delivery:
     ) -> tuple[Outcome, RecordedBatch | None]:
         scope = HandlerScope(envelope, subscription.name)
         token = enter_scope(scope)
-        started = time.perf_counter()
+        started = perf_counter()
         try:
-            with self._span(envelope, subscription, attempt):
-                result = subscription.handler(envelope.event)
-                if result is not None and inspect.isawaitable(result):
-                    self.runtime.loop.run(
-                        _awaited(result),
-                        context=contextvars.copy_context(),
-                        timeout_s=self.runtime.settings.handler_time_limit_s,
-                    )
+            # Not even an empty span when tracing is off: this runs for every handler.
+            if self.runtime.tracing is None:
+                self._call(subscription, envelope)
+            else:
+                with self.runtime.tracing.handling(
+                    envelope, subscription.name, attempt
+                ):
+                    self._call(subscription, envelope)
         except Exception as error:
-            elapsed = time.perf_counter() - started
+            elapsed = perf_counter() - started
             outcome = self.report.failed(
                 subscription, envelope, attempt, error, elapsed, first_failed_at
             )
@@ -255,10 +259,20 @@ class Delivery:
         finally:
             leave_scope(token)
 
-        elapsed = time.perf_counter() - started
+        elapsed = perf_counter() - started
         return self.report.succeeded(
             subscription, envelope, attempt, elapsed
         ), scope.batch
+
+    def _call(self, subscription: Subscription, envelope: Envelope) -> None:
+        result = subscription.handler(envelope.event)
+        if result is not None and inspect.isawaitable(result):
+            # A sync handler that returned an awaitable: run it on the process loop.
+            self.runtime.loop.run(
+                _awaited(result),
+                context=contextvars.copy_context(),
+                timeout_s=self.runtime.settings.handler_time_limit_s,
+            )
 
     def _span(
         self, envelope: Envelope, subscription: Subscription, attempt: int

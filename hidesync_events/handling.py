@@ -31,13 +31,10 @@ _scope: contextvars.ContextVar[HandlerScope | None] = contextvars.ContextVar(
 )
 
 
-def enter_scope(scope: HandlerScope) -> contextvars.Token[HandlerScope | None]:
-    """Make ``scope`` the running handler's; pass the token to :func:`leave_scope`."""
-    return _scope.set(scope)
-
-
-def leave_scope(token: contextvars.Token[HandlerScope | None]) -> None:
-    _scope.reset(token)
+#: Make a scope the running handler's; pass the token it returns to :func:`leave_scope`.
+#: (The context variable's own methods: this runs around every handler call.)
+enter_scope = _scope.set
+leave_scope = _scope.reset
 
 
 @contextmanager

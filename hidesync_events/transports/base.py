@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 from hidesync_events.codec import Envelope
 from hidesync_events.runtime import Runtime
@@ -13,9 +12,8 @@ from hidesync_events.runtime import Runtime
 ReceiptStatus = Literal["delivered", "sent", "spooled"]
 
 
-@dataclass(frozen=True, slots=True)
-class Receipt:
-    """What ``publish`` did with one event."""
+class Receipt(NamedTuple):
+    """What ``publish`` did with one event (a named tuple: one is made per event)."""
 
     event_id: str
     status: ReceiptStatus
