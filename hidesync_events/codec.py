@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -222,6 +223,12 @@ def decode(raw: str | bytes, *, max_bytes: int) -> Envelope:
 
 
 def _class_named_in(raw: str | bytes) -> type[DomainEvent]:
+    name = _type_written_first(raw)
+    if name is not None:
+        with suppress(UnknownEventTypeError):
+            return event_type_named(name)
+
+    # Not laid out as encode writes it: parse the whole message for its type.
     try:
         name = _TypeOnly.model_validate_json(raw).type
     except ValidationError:
@@ -231,6 +238,26 @@ def _class_named_in(raw: str | bytes) -> type[DomainEvent]:
         return event_type_named(name)
     except UnknownEventTypeError as error:
         raise UnknownEventError(str(error), raw=raw) from None
+
+
+_LAYOUT = f'{{"envelope_version":{ENVELOPE_VERSION},"type":"'
+
+
+def _type_written_first(raw: str | bytes) -> str | None:
+    """The type name, read without parsing, from an envelope laid out as
+    :func:`encode` writes it; None otherwise.
+
+    Whatever is read here is checked when the envelope is validated (its ``type``
+    must name the class chosen), so a message that only looks this way is refused,
+    never misread.
+    """
+    text = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
+    if not text.startswith(_LAYOUT):
+        return None
+
+    end = text.find('"', len(_LAYOUT))
+    name = text[len(_LAYOUT) : end]
+    return name if end > 0 and "\\" not in name else None
 
 
 def _check_identity(

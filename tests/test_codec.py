@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import enum
 import json
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -340,6 +341,29 @@ class TestEnvelope:
             envelope.correlation_id,
             envelope.causation_id,
         )
+
+    def test_keys_in_any_order_decode(self) -> None:
+        """An envelope written by another producer, its keys in another order (and
+        spaced out), decodes to the same event."""
+        envelope = dict(reversed(GOOD_ENVELOPES["declared"].items()))
+
+        decoded = decode(json.dumps(envelope, indent=1), max_bytes=MAX_BYTES)
+
+        assert decode(_text(GOOD_ENVELOPES["declared"]), max_bytes=MAX_BYTES) == (
+            replace(decoded, text=_text(GOOD_ENVELOPES["declared"]))
+        )
+
+    @pytest.mark.parametrize("layout", ["as encoded", "spaced out"])
+    def test_a_second_type_key_is_refused(self, layout: str) -> None:
+        """A message whose first "type" names one class and a later one another is
+        refused, not read as either."""
+        text = encode(ToolCheckedOut(tool_id=7), max_bytes=MAX_BYTES)
+        if layout == "spaced out":
+            text = json.dumps(json.loads(text), indent=1)
+        forged = text.rstrip()[:-1] + ',"type":"ToolReturned"}'
+
+        with pytest.raises(CodecError):
+            decode(forged, max_bytes=MAX_BYTES)
 
     def test_legacy_attributes_travel_in_the_payload(self) -> None:
         """A legacy-style event's assigned attributes are in its payload."""
