@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any, TypeVar, overload
 
 from hidesync_events.codec import Envelope, decode, seal
@@ -75,6 +76,7 @@ class EventBus:
         *,
         name: str | None = None,
         retry: RetryPolicy | None = None,
+        idempotent: bool = False,
     ) -> H: ...
 
     @overload
@@ -87,6 +89,7 @@ class EventBus:
         *,
         name: str | None = None,
         retry: RetryPolicy | None = None,
+        idempotent: bool = False,
     ) -> Callable[[H], H]: ...
 
     def subscribe(
@@ -96,6 +99,7 @@ class EventBus:
         *,
         name: str | None = None,
         retry: RetryPolicy | None = None,
+        idempotent: bool = False,
     ) -> Any:
         """Subscribe a handler to an event class (and so to its subclasses).
 
@@ -105,13 +109,21 @@ class EventBus:
         subscribes to each member) or ``@bus.subscribe(EventClass, retry=...)``.
         ``name`` overrides the handler's ``module:qualname``; ``retry`` its policy.
         Returns the handler, so a decorated function stays callable.
+
+        ``idempotent=True`` declares that running the handler twice for one event
+        does no harm: no completion record is kept for it, which saves a worker two
+        Redis round trips per message when all of a message's handlers are
+        idempotent. It then runs again whenever its event is delivered again (a
+        redelivery after a crash, a second publish of the same event); its
+        ``effects()`` are still applied atomically, once per successful run.
         """
+        add = partial(self._add, name=name, retry=retry, idempotent=idempotent)
         if handler is not None:
-            self._add(resolve_event_types(event_type), handler, name, retry)
+            add(resolve_event_types(event_type), handler)
             return handler
 
         if _looks_like_handler(event_type):
-            self._add(event_types_from_hint(event_type), event_type, name, retry)
+            add(event_types_from_hint(event_type), event_type)
             return event_type
 
         def decorator(function: H) -> H:
@@ -119,7 +131,7 @@ class EventBus:
                 types = event_types_from_hint(function)
             else:
                 types = resolve_event_types(event_type)
-            self._add(types, function, name, retry)
+            add(types, function)
             return function
 
         return decorator
@@ -131,9 +143,12 @@ class EventBus:
         *,
         name: str | None = None,
         retry: RetryPolicy | None = None,
+        idempotent: bool = False,
     ) -> H:
         """:meth:`subscribe`, awaitable from a running event loop (it never blocks it)."""
-        return self.subscribe(event_type, handler, name=name, retry=retry)
+        return self.subscribe(
+            event_type, handler, name=name, retry=retry, idempotent=idempotent
+        )
 
     def unsubscribe(self, event_type: EventTypes, handler: Handler) -> bool:
         """Remove ``handler`` from ``event_type``; return whether it was subscribed.
@@ -393,11 +408,15 @@ class EventBus:
         self,
         event_types: tuple[type[DomainEvent], ...],
         handler: Handler,
+        *,
         name: str | None,
         retry: RetryPolicy | None,
+        idempotent: bool,
     ) -> None:
         for event_type in event_types:
-            self.registry.add(event_type, handler, name=name, retry=retry)
+            self.registry.add(
+                event_type, handler, name=name, retry=retry, idempotent=idempotent
+            )
 
 
 def _span_naming(event: object) -> tuple[str, str | None]:

@@ -54,13 +54,15 @@ class ClaimResult(NamedTuple):
 
 @dataclass
 class Settlement:
-    """What the handlers of one message came to: completed (with effects) or released."""
+    """What the handlers of one message came to: completed (with effects) or released;
+    and the effects of idempotent handlers, which keep no record."""
 
     completed: list[tuple[Pair, RecordedBatch | None]] = field(default_factory=list)
     released: list[Pair] = field(default_factory=list)
+    unrecorded: list[RecordedBatch] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.completed or self.released)
+        return bool(self.completed or self.released or self.unrecorded)
 
 
 class Completions(Protocol):
@@ -149,13 +151,16 @@ class CompletionLog:
             return
 
         batch = self._kv.batch()
+        for unrecorded in settlement.unrecorded:
+            unrecorded.apply_to(batch)
         for pair, effects in settlement.completed:
             if effects is not None:
                 effects.apply_to(batch)
             batch.set(self._done(pair), "1", ex_s=self._retention_s)
         claims = [self._claim(pair) for pair in settlement.released]
         claims += [self._claim(pair) for pair, _ in settlement.completed]
-        batch.delete(*claims)
+        if claims:
+            batch.delete(*claims)
         batch.execute()
 
     def complete(
@@ -238,6 +243,8 @@ class MemoryCompletionLog:
         return self.claim_many([(event_id, handler)], owner=owner, ttl_s=ttl_s)[0]
 
     def settle(self, settlement: Settlement) -> None:
+        for unrecorded in settlement.unrecorded:
+            unrecorded.apply_to(self._kv.batch()).execute()
         for _, effects in settlement.completed:
             if effects is not None:
                 effects.apply_to(self._kv.batch()).execute()

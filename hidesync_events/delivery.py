@@ -149,17 +149,20 @@ class Delivery:
         if not items:
             return []
 
+        # Idempotent handlers are not claimed: they run whatever happened before.
         completions = self.runtime.completions
-        pairs = [(envelope.event_id, sub.name) for envelope, sub in items]
-        claims = completions.claim_many(pairs, owner=owner, ttl_s=self._claim_ttl_s)
+        pairs = [(e.event_id, s.name) for e, s in items if not s.idempotent]
+        claims = iter(
+            completions.claim_many(pairs, owner=owner, ttl_s=self._claim_ttl_s)
+            if pairs
+            else ()
+        )
 
         settlement = Settlement()
-        completed, released = settlement.completed, settlement.released
         outcomes = []
-        for (envelope, subscription), pair, claim in zip(
-            items, pairs, claims, strict=True
-        ):
-            if claim.claim is not Claim.CLAIMED:
+        for envelope, subscription in items:
+            claim = None if subscription.idempotent else next(claims)
+            if claim is not None and claim.claim is not Claim.CLAIMED:
                 outcomes.append(
                     self.report.not_claimed(subscription, envelope, attempt, claim)
                 )
@@ -168,13 +171,11 @@ class Delivery:
             outcome, effects = self._invoke(
                 subscription, envelope, attempt, first_failed_at
             )
-            if outcome.status is Status.DONE:
-                completed.append((pair, effects))
-            else:
-                released.append(pair)
+            _note(settlement, subscription, envelope, outcome, effects)
             outcomes.append(outcome)
 
-        completions.settle(settlement)
+        if settlement:
+            completions.settle(settlement)
         return outcomes
 
     def run(
@@ -200,10 +201,13 @@ class Delivery:
     ) -> Outcome:
         """Run one handler from a coroutine; a sync handler runs in a worker thread."""
         completions = self.runtime.completions
-        pair = (envelope.event_id, subscription.name)
-        [claim] = completions.claim_many([pair], owner=None, ttl_s=self._claim_ttl_s)
-        if claim.claim is not Claim.CLAIMED:
-            return self.report.not_claimed(subscription, envelope, attempt, claim)
+        if not subscription.idempotent:
+            pair = (envelope.event_id, subscription.name)
+            [claim] = completions.claim_many(
+                [pair], owner=None, ttl_s=self._claim_ttl_s
+            )
+            if claim.claim is not Claim.CLAIMED:
+                return self.report.not_claimed(subscription, envelope, attempt, claim)
 
         scope = HandlerScope(envelope, subscription.name)
         token = enter_scope(scope)
@@ -218,18 +222,23 @@ class Delivery:
                     if inspect.isawaitable(result):
                         await result
         except Exception as error:
-            completions.settle(Settlement(released=[pair]))
             elapsed = perf_counter() - started
-            return self.report.failed(
+            outcome = self.report.failed(
                 subscription, envelope, attempt, error, elapsed, first_failed_at
             )
+            effects = None
+        else:
+            elapsed = perf_counter() - started
+            outcome = self.report.succeeded(subscription, envelope, attempt, elapsed)
+            effects = scope.batch
         finally:
             leave_scope(token)
 
-        completions.settle(Settlement(completed=[(pair, scope.batch)]))
-        return self.report.succeeded(
-            subscription, envelope, attempt, perf_counter() - started
-        )
+        settlement = Settlement()
+        _note(settlement, subscription, envelope, outcome, effects)
+        if settlement:
+            completions.settle(settlement)
+        return outcome
 
     def _invoke(
         self,
@@ -282,6 +291,24 @@ class Delivery:
             return _NO_SPAN
 
         return tracing.handling(envelope, subscription.name, attempt)
+
+
+def _note(
+    settlement: Settlement,
+    subscription: Subscription,
+    envelope: Envelope,
+    outcome: Outcome,
+    effects: RecordedBatch | None,
+) -> None:
+    """Add one handler's run to what its message settles."""
+    done = outcome.status is Status.DONE
+    if subscription.idempotent:
+        if done and effects is not None:
+            settlement.unrecorded.append(effects)
+    elif done:
+        settlement.completed.append(((envelope.event_id, subscription.name), effects))
+    else:
+        settlement.released.append((envelope.event_id, subscription.name))
 
 
 async def _awaited(awaitable: Any) -> Any:

@@ -40,6 +40,8 @@ class Subscription:
     #: ``None`` means the default policy from the settings, read when the handler fails.
     retry: RetryPolicy | None
     order: int
+    #: Runs again on a repeated delivery: no claim, no completion record.
+    idempotent: bool = False
 
 
 def handler_name(handler: Handler) -> str:
@@ -129,6 +131,7 @@ class HandlerRegistry:
         *,
         name: str | None = None,
         retry: RetryPolicy | None = None,
+        idempotent: bool = False,
     ) -> Subscription:
         """Subscribe ``handler`` to ``event_type``; subscribing it again changes nothing."""
         if not callable(handler):
@@ -149,6 +152,7 @@ class HandlerRegistry:
                 is_async=is_async_handler(handler),
                 retry=retry,
                 order=next(self._order),
+                idempotent=idempotent,
             )
             self._by_type = {**self._by_type, event_type: (*existing, subscription)}
             self._resolved = {}

@@ -789,6 +789,27 @@ class TestDuplicates:
 
         assert {"reserve": 1, "notify": 2} == runs
 
+    def test_idempotent_handlers_run_on_every_publish(self, bus: EventBus) -> None:
+        """A handler subscribed with idempotent=True, sync or async, runs each time
+        the event is published, and counts no duplicates."""
+        runs = {"reserve": 0, "notify": 0}
+
+        def reserve(event: HideDyed) -> None:
+            runs["reserve"] += 1
+
+        async def notify(event: HideDyed) -> None:
+            runs["notify"] += 1
+
+        bus.subscribe(HideDyed, reserve, idempotent=True)
+        asyncio.run(bus.subscribe_async(HideDyed, notify, idempotent=True))
+        event = HideDyed()
+
+        bus.publish(event)
+        asyncio.run(bus.publish_async(event))
+
+        assert {"reserve": 2, "notify": 2} == runs
+        assert 0 == bus.metrics.snapshot().total("duplicates")
+
 
 class TestSendEnvelope:
     @pytest.fixture

@@ -121,6 +121,33 @@ class TestRetries:
         assert letter.first_failed_at <= letter.last_failed_at
 
 
+class TestIdempotentHandlers:
+    def test_run_on_every_delivery_with_their_effects(self, harness: Harness) -> None:
+        """The same event published twice: the idempotent handler runs (and applies
+        its effects) twice, the handler beside it once."""
+        token = harness.token()
+        event = c.HideRestocked(token=token)
+
+        harness.publish(event)
+        harness.publish(event)
+
+        assert len(harness.records("restock_count", token, count=2)) == 2
+        assert len(harness.records("restock_once", token)) == 1
+        counted = global_event_bus.runtime.kv.hget(
+            f"conformance:restock:{token}", "counted"
+        )
+        assert counted == "2"
+
+    def test_are_retried_like_any_other(self, harness: Harness) -> None:
+        """An idempotent handler failing twice is retried until it succeeds."""
+        token = harness.token()
+
+        harness.publish(c.FlakyIdempotentJob(token=token))
+
+        attempts = harness.records("flaky_idempotent", token, count=3)
+        assert [line["attempt"] for line in attempts] == [1, 2, 3]
+
+
 class TestEventsArriveIntact:
     def test_declared_fields_keep_their_types(self, harness: Harness) -> None:
         """Decimal, UUID, offset datetimes, dates, enums, bytes and sets come back as

@@ -21,7 +21,13 @@ from celery import current_task
 from opentelemetry import trace
 from pydantic import Field
 
-from hidesync_events import DomainEvent, RetryPolicy, current_envelope, global_event_bus
+from hidesync_events import (
+    DomainEvent,
+    RetryPolicy,
+    current_envelope,
+    effects,
+    global_event_bus,
+)
 
 FAST_RETRY = RetryPolicy(max_attempts=3, backoff_s=0.05, max_backoff_s=0.2)
 
@@ -72,6 +78,16 @@ class LegacyHideShipped(DomainEvent, category="conformance"):
         self.token = token
         self.carrier = carrier
         self.grain = grain.name
+
+
+class HideRestocked(DomainEvent, category="conformance"):
+    """Handled once per event by one handler and on every delivery by another."""
+
+    token: str = ""
+
+
+class FlakyIdempotentJob(DomainEvent, category="conformance"):
+    token: str = ""
 
 
 class CascadeStarted(DomainEvent, category="conformance"):
@@ -184,3 +200,25 @@ def cascade_started(event: CascadeStarted) -> None:
 @global_event_bus.subscribe
 def cascade_followed(event: CascadeFollowed) -> None:
     record("cascade_followed", event)
+
+
+@global_event_bus.subscribe
+def restock_once(event: HideRestocked) -> None:
+    record("restock_once", event)
+
+
+@global_event_bus.subscribe(idempotent=True)
+def restock_count(event: HideRestocked) -> None:
+    # Subscribed after restock_once: by its second record, the second delivery has
+    # already asked restock_once too.
+    effects().hincrby(f"conformance:restock:{event.token}", "counted")
+    record("restock_count", event)
+
+
+@global_event_bus.subscribe(retry=FAST_RETRY, idempotent=True)
+def flaky_idempotent(event: FlakyIdempotentJob) -> None:
+    key = f"conformance:attempts:{event.event_id}"
+    attempt = global_event_bus.runtime.kv.hincrby(key, "flaky_idempotent")
+    record("flaky_idempotent", event, attempt=attempt)
+    if attempt < 3:
+        raise ConnectionError(f"tannery unreachable (attempt {attempt})")
