@@ -1,7 +1,8 @@
 """The baselines hidesync-events is measured against, in the same run.
 
 * a trivial Celery task taking one string of the envelope's size, with the worker
-  settings hidesync-events uses (JSON, late acks, prefetch 1, requeue on loss);
+  settings hidesync-events uses (JSON, late acks, prefetch 1, requeue on loss, the
+  same soft and hard time limits);
 * Dramatiq with its Redis broker, a trivial actor taking the same string;
 * in-process dispatch: blinker, pyee, and a plain dict-of-lists bus.
 
@@ -22,12 +23,15 @@ import redis
 from celery import Celery
 from dramatiq.brokers.redis import RedisBroker
 
+from hidesync_events.settings import Settings
+
 BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6399/0")
 CELERY_QUEUE = "bench.celery"
 DRAMATIQ_QUEUE = "bench_dramatiq"
 
 # -- raw Celery --------------------------------------------------------------------------
 
+_LIMITS = Settings()
 celery_app = Celery("bench", broker=BROKER_URL, set_as_current=False)
 celery_app.conf.update(
     task_serializer="json",
@@ -39,6 +43,8 @@ celery_app.conf.update(
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
     task_default_queue=CELERY_QUEUE,
+    task_soft_time_limit=_LIMITS.handler_time_limit_s,
+    task_time_limit=_LIMITS.hard_time_limit_s,
 )
 
 

@@ -79,6 +79,7 @@ def e2e_by_workers(
             categories=("bench",),
             handler_modules=("bench.perf_handlers",),
             concurrency=processes,
+            loglevel="WARNING",
         )
         batch = [Benchmarked() for _ in range(events)]
         started = time.perf_counter()

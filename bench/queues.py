@@ -22,7 +22,12 @@ from typing import Any
 import redis
 
 from bench.baselines import point_at
-from bench.perf_handlers import Benchmarked, BenchmarkedIdle
+from bench.perf_handlers import (
+    Benchmarked,
+    BenchmarkedIdempotent,
+    BenchmarkedIdle,
+    BenchmarkPayload,
+)
 from bench.results import Result, alternate
 from hidesync_events import configure, global_event_bus
 from hidesync_events.codec import encode
@@ -57,6 +62,7 @@ class Lab:
             handler_modules=("bench.perf_handlers",),
             concurrency=2,
             env={"HIDESYNC_EVENTS_SLOW_HANDLER_S": "60"},
+            loglevel="WARNING",
         )
         self.celery_worker = _start(
             [
@@ -163,8 +169,10 @@ def publish_celery(lab: Lab, count: int) -> float:
 # -- end to end ----------------------------------------------------------------------------
 
 
-def e2e_ours(lab: Lab, count: int) -> float:
-    events = [Benchmarked(payload=PAYLOAD) for _ in range(count)]
+def e2e_ours(
+    lab: Lab, count: int, event_type: type[BenchmarkPayload] = Benchmarked
+) -> float:
+    events = [event_type(payload=PAYLOAD) for _ in range(count)]
     started = time.perf_counter()
     for event in events:
         global_event_bus.publish(event)
@@ -190,13 +198,18 @@ def e2e_celery(lab: Lab, count: int) -> float:
     return count / (time.perf_counter() - started)
 
 
-def latency_p99_ours(lab: Lab, count: int, rate: float) -> float:
+def latency_p99_ours(
+    lab: Lab,
+    count: int,
+    rate: float,
+    event_type: type[BenchmarkPayload] = Benchmarked,
+) -> float:
     lab.client.delete("bench:latency:hidesync")
     _paced(
         count,
         rate,
         lambda: global_event_bus.publish(
-            Benchmarked(payload=PAYLOAD, sent_at=time.time())
+            event_type(payload=PAYLOAD, sent_at=time.time())
         ),
     )
     lab.wait_drained(OUR_QUEUE)
@@ -406,39 +419,11 @@ def run(
                 "Celery apply_async",
             )
         )
-        ours, theirs = alternate(
-            runs, lambda: e2e_ours(lab, small), lambda: e2e_celery(lab, small)
-        )
-        results.append(
-            Result(
-                "end to end, one event per message, 2 processes",
-                ours,
-                theirs,
-                "events/s",
-                ">= 0.9x Celery",
-                "higher",
-                0.9,
-                "Celery task",
-            )
-        )
-        count = 400 if quick else 1000
-        ours, theirs = alternate(
-            runs,
-            lambda: latency_p99_ours(lab, count, 200),
-            lambda: latency_p99_celery(lab, count, 200),
-        )
-        results.append(
-            Result(
-                "end-to-end latency p99 at 200 events/s",
-                ours,
-                theirs,
-                "ms",
-                "<= 1.2x Celery",
-                "lower",
-                1.2,
-                "Celery task",
-            )
-        )
+        for event_type, handled in [
+            (Benchmarked, "once per event"),
+            (BenchmarkedIdempotent, "idempotent handler"),
+        ]:
+            results += _one_per_message(lab, runs, small, event_type, handled)
         ours = [e2e_batches_ours(lab, large) for _ in range(runs)]
         theirs, config = best_dramatiq(lab, small, runs)
         results.append(
@@ -456,6 +441,46 @@ def run(
         results += _memory(lab, runs, small)
         extra = _extras(lab, rss_events or (20000 if quick else 200000))
     return results, extra
+
+
+def _one_per_message(
+    lab: Lab,
+    runs: int,
+    count: int,
+    event_type: type[BenchmarkPayload],
+    handled: str,
+) -> list[Result]:
+    """Throughput and latency, one event per message, against a raw Celery task."""
+    throughput = alternate(
+        runs,
+        lambda: e2e_ours(lab, count, event_type),
+        lambda: e2e_celery(lab, count),
+    )
+    latency = alternate(
+        runs,
+        lambda: latency_p99_ours(lab, count // 2, 200, event_type),
+        lambda: latency_p99_celery(lab, count // 2, 200),
+    )
+    return [
+        Result(
+            f"end to end, one event per message ({handled}), 2 processes",
+            *throughput,
+            "events/s",
+            ">= 0.9x Celery",
+            "higher",
+            0.9,
+            "Celery task",
+        ),
+        Result(
+            f"end-to-end latency p99 at 200 events/s ({handled})",
+            *latency,
+            "ms",
+            "<= 1.2x Celery",
+            "lower",
+            1.2,
+            "Celery task",
+        ),
+    ]
 
 
 def _memory(lab: Lab, runs: int, count: int) -> list[Result]:

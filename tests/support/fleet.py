@@ -49,8 +49,13 @@ class WorkerFleet:
         pool: str = "prefork",
         env: dict[str, str] | None = None,
         timeout_s: float = 60.0,
+        loglevel: str = "INFO",
     ) -> Worker:
-        """Start a worker and wait until it answers a ping."""
+        """Start a worker and wait until it answers a ping.
+
+        Tests read the INFO log (a task received, retried, succeeded); benchmarks
+        pass WARNING, as their baselines run, since logging each task costs time.
+        """
         prefix = (env or {}).get("HIDESYNC_EVENTS_QUEUE_PREFIX")
         queues = ",".join(
             queue_name(c, prefix) for c in categories or known_categories()
@@ -60,7 +65,7 @@ class WorkerFleet:
             sys.executable, "-m", "celery", "-A", "workers", "worker",
             "-Q", queues, "-n", f"{name}@%h",
             "--pool", pool, "--concurrency", str(concurrency),
-            "--loglevel", "INFO",
+            "--loglevel", loglevel,
             "--without-gossip", "--without-mingle", "--without-heartbeat",
         ]  # fmt: skip
         environment = {
