@@ -1,13 +1,15 @@
 """From measured figures to a fleet: how many workers and Redis instances a rate needs.
 
-    python -m bench scaling [--per-process-single 316] [--per-process-batched 18515]
+    python -m bench scaling [--per-process-single 508] [--per-process-idempotent 608]
+                            [--per-process-batched 23389]
 
 The model: events arrive with the recorded workshop day's category mix; a worker
-process handles a measured number of events per second (one event per message, or
-batches; the defaults are ``python -m bench performance`` and ``growth`` figures on
-a 2-core machine that also ran the publisher and Redis, so they are low);
-every message costs the broker a fixed number of Redis commands, and every
-(event, handler) pair a share of the claim script and the settle transaction.
+process handles a measured number of events per second (one event per message, with
+handlers recorded once per event or declared idempotent, or batches; the defaults are
+``python -m bench performance`` and ``growth`` figures on a 2-core machine that also
+ran the publisher and Redis, so they are low); every message costs the broker a fixed
+number of Redis commands, and every (event, handler) pair of a handler that is not
+idempotent a share of the claim script and the settle transaction.
 
 The Redis side is measured here, on a throwaway ``redis-server``: the commands per
 second ``redis-benchmark`` reaches, and the (event, handler) pairs per second the
@@ -54,10 +56,18 @@ class Workload:
     handler_names: dict[str, list[str]]
 
 
+#: How events travel: one per message or in batches; recorded once per event and
+#: handler, or handled by handlers declared idempotent (no claims, no records).
+SHAPES = {
+    "single": "one per message",
+    "idempotent": "one per message, idempotent handlers",
+    "batched": "batches of 500",
+}
+
+
 @dataclass(frozen=True)
 class Capacity:
-    per_process_single: float
-    per_process_batched: float
+    per_process: dict[str, float]
     redis_commands: float
     redis_pairs: float
 
@@ -116,15 +126,10 @@ def _redis_cpu_s(client: redis.Redis) -> float:
 
 
 def plan(
-    rate: float, batched: bool, workload: Workload, capacity: Capacity
+    rate: float, shape: str, workload: Workload, capacity: Capacity
 ) -> tuple[Table, str]:
-    per_process = (
-        capacity.per_process_batched if batched else capacity.per_process_single
-    )
-    table = Table(
-        title=f"{rate:,.0f} events/s, {'batches of 500' if batched else 'one per message'}",
-        title_justify="left",
-    )
+    per_process = capacity.per_process[shape]
+    table = Table(title=f"{rate:,.0f} events/s, {SHAPES[shape]}", title_justify="left")
     for column in ("category", "events/s", "worker processes"):
         table.add_column(column, justify="right")
 
@@ -137,10 +142,13 @@ def plan(
 
     # One claim script call and one settle transaction per message, however many
     # events it carries, are part of the pair cost measured on batches; single
-    # messages pay two more commands each.
+    # messages pay two more commands each, unless no handler keeps records.
+    batched = shape == "batched"
+    recorded = shape != "idempotent"
     messages = rate / (BATCH if batched else 1)
-    commands = messages * (COMMANDS_PER_MESSAGE + (0 if batched else 2))
-    pairs = rate * workload.handlers_per_event
+    extra = 2 if recorded and not batched else 0
+    commands = messages * (COMMANDS_PER_MESSAGE + extra)
+    pairs = rate * workload.handlers_per_event if recorded else 0.0
     redis_load = commands / capacity.redis_commands + pairs / capacity.redis_pairs
     instances = math.ceil(redis_load)
     first = "Redis" if instances > 1 else "worker CPU"
@@ -156,8 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench scaling", description=__doc__
     )
-    parser.add_argument("--per-process-single", type=float, default=316.0)
-    parser.add_argument("--per-process-batched", type=float, default=18515.0)
+    parser.add_argument("--per-process-single", type=float, default=508.0)
+    parser.add_argument("--per-process-idempotent", type=float, default=608.0)
+    parser.add_argument("--per-process-batched", type=float, default=23389.0)
     parser.add_argument("--seconds", type=float, default=3.0)
     args = parser.parse_args(argv)
 
@@ -166,9 +175,12 @@ def main(argv: list[str] | None = None) -> int:
     with ThrowawayRedis() as server:
         commands = redis_benchmark(server.port, pipeline=1)
         pairs = measure_pairs_per_second(server.url, workload, args.seconds)
-    capacity = Capacity(
-        args.per_process_single, args.per_process_batched, commands, pairs
-    )
+    per_process = {
+        "single": args.per_process_single,
+        "idempotent": args.per_process_idempotent,
+        "batched": args.per_process_batched,
+    }
+    capacity = Capacity(per_process, commands, pairs)
     console.print(
         f"measured: {workload.handlers_per_event:.2f} reference handlers per event; "
         f"one Redis: {commands:,.0f} LPUSH/s (redis-benchmark, no pipelining), "
@@ -177,8 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     for rate in (10_000, 100_000):
-        for batched in (False, True):
-            table, verdict = plan(rate, batched, workload, capacity)
+        for shape in SHAPES:
+            table, verdict = plan(rate, shape, workload, capacity)
             console.print(table)
             console.print(verdict + "\n")
     return 0
