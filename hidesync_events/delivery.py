@@ -171,7 +171,8 @@ class Delivery:
             outcome, effects = self._invoke(
                 subscription, envelope, attempt, first_failed_at
             )
-            _note(settlement, subscription, envelope, outcome, effects)
+            done = outcome.status is Status.DONE
+            _note(settlement, subscription, envelope, done, effects)
             outcomes.append(outcome)
 
         if settlement:
@@ -223,22 +224,29 @@ class Delivery:
                         await result
         except Exception as error:
             elapsed = perf_counter() - started
-            outcome = self.report.failed(
+            self._settle_one(subscription, envelope, done=False, effects=None)
+            return self.report.failed(
                 subscription, envelope, attempt, error, elapsed, first_failed_at
             )
-            effects = None
-        else:
-            elapsed = perf_counter() - started
-            outcome = self.report.succeeded(subscription, envelope, attempt, elapsed)
-            effects = scope.batch
         finally:
             leave_scope(token)
 
+        elapsed = perf_counter() - started
+        self._settle_one(subscription, envelope, done=True, effects=scope.batch)
+        return self.report.succeeded(subscription, envelope, attempt, elapsed)
+
+    def _settle_one(
+        self,
+        subscription: Subscription,
+        envelope: Envelope,
+        *,
+        done: bool,
+        effects: RecordedBatch | None,
+    ) -> None:
         settlement = Settlement()
-        _note(settlement, subscription, envelope, outcome, effects)
+        _note(settlement, subscription, envelope, done, effects)
         if settlement:
-            completions.settle(settlement)
-        return outcome
+            self.runtime.completions.settle(settlement)
 
     def _invoke(
         self,
@@ -297,11 +305,10 @@ def _note(
     settlement: Settlement,
     subscription: Subscription,
     envelope: Envelope,
-    outcome: Outcome,
+    done: bool,
     effects: RecordedBatch | None,
 ) -> None:
-    """Add one handler's run to what its message settles."""
-    done = outcome.status is Status.DONE
+    """Add one handler's run (``done``: it succeeded) to what its message settles."""
     if subscription.idempotent:
         if done and effects is not None:
             settlement.unrecorded.append(effects)
