@@ -142,13 +142,18 @@ def on_any_event(event: DomainEvent) -> None:
     record("on_any_event", event)
 
 
-@global_event_bus.subscribe(retry=FAST_RETRY)
-def flaky(event: FlakyJob) -> None:
+def fail_twice(handler: str, event: DomainEvent) -> None:
+    """Record the attempt; fail the first two of each event."""
     key = f"conformance:attempts:{event.event_id}"
-    attempt = global_event_bus.runtime.kv.hincrby(key, "flaky")
-    record("flaky", event, attempt=attempt)
+    attempt = global_event_bus.runtime.kv.hincrby(key, handler)
+    record(handler, event, attempt=attempt)
     if attempt < 3:
         raise ConnectionError(f"supplier unreachable (attempt {attempt})")
+
+
+@global_event_bus.subscribe(retry=FAST_RETRY)
+def flaky(event: FlakyJob) -> None:
+    fail_twice("flaky", event)
 
 
 @global_event_bus.subscribe
@@ -217,8 +222,4 @@ def restock_count(event: HideRestocked) -> None:
 
 @global_event_bus.subscribe(retry=FAST_RETRY, idempotent=True)
 def flaky_idempotent(event: FlakyIdempotentJob) -> None:
-    key = f"conformance:attempts:{event.event_id}"
-    attempt = global_event_bus.runtime.kv.hincrby(key, "flaky_idempotent")
-    record("flaky_idempotent", event, attempt=attempt)
-    if attempt < 3:
-        raise ConnectionError(f"tannery unreachable (attempt {attempt})")
+    fail_twice("flaky_idempotent", event)
