@@ -204,9 +204,10 @@ class MemoryCompletionLog:
     Completion records are kept in two generations, so that forgetting old ones
     costs nothing per event: new records go into the current one, which becomes the
     previous one (and the previous one is dropped) after ``retention_s`` or once it
-    holds ``generation_size`` records. A record is thus kept ``retention_s``, or
-    until ``generation_size`` more pairs completed in this process, whichever comes
-    first: memory stays bounded in a long-lived process that publishes in eager mode.
+    holds ``generation_size`` records. A record is thus kept at least ``retention_s``
+    or until ``generation_size`` more pairs have completed in this process, whichever
+    comes first, and at most twice that: memory stays bounded in a long-lived process
+    that publishes in eager mode.
     """
 
     def __init__(

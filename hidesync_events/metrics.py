@@ -125,9 +125,9 @@ class Metrics:
     """Counters of one process; what was already shared is remembered, not kept apart,
     so counting costs one update.
 
-    Counts and finished runs are noted first (appended to a deque, which takes no
-    lock and loses nothing to a concurrent reader) and counted in bulk when read or
-    every few thousand: noting runs for every handler of every event.
+    Counts and finished runs are noted first, on deques (an append takes no lock and
+    is never lost to a concurrent reader), and counted in bulk when read or every few
+    thousand notes: noting happens for every handler of every event.
     """
 
     def __init__(self) -> None:
