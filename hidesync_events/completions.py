@@ -112,6 +112,34 @@ _CLAIM_MANY = Script(
 )
 
 
+def _settle_in_memory(
+    kv: MemoryKeyValue, keys: list[str], args: list[Value]
+) -> list[Value]:
+    retention_s, completed = int(args[0]), int(args[1])
+    for done in keys[:completed]:
+        kv.set(done, "1", ex_s=retention_s)
+    if keys[completed:]:
+        kv.delete(*keys[completed:])
+    return []
+
+
+#: Settling without effects: the completion records, then the claims to drop.
+_SETTLE = Script(
+    lua="""
+    local completed = tonumber(ARGV[2])
+    for i = 1, completed do
+        redis.call('SET', KEYS[i], '1', 'EX', ARGV[1])
+    end
+    -- One DEL per claim: unpack() of a batch's thousands of keys would overflow.
+    for i = completed + 1, #KEYS do
+        redis.call('DEL', KEYS[i])
+    end
+    return {}
+    """,
+    in_memory=_settle_in_memory,
+)
+
+
 class CompletionLog:
     """Claims and completion records kept in a key-value store (Redis: the fleet's)."""
 
@@ -150,6 +178,18 @@ class CompletionLog:
         if not settlement:
             return
 
+        claims = [self._claim(pair) for pair in settlement.released]
+        claims += [self._claim(pair) for pair, _ in settlement.completed]
+        with_effects = settlement.unrecorded or any(
+            effects is not None for _, effects in settlement.completed
+        )
+        if not with_effects:
+            # The usual case, in one script: one reply to read where a transaction
+            # has one per command (about 20 us less per message here).
+            done = [self._done(pair) for pair, _ in settlement.completed]
+            self._kv.run(_SETTLE, done + claims, [self._retention_s, len(done)])
+            return
+
         batch = self._kv.batch()
         for unrecorded in settlement.unrecorded:
             unrecorded.apply_to(batch)
@@ -157,8 +197,6 @@ class CompletionLog:
             if effects is not None:
                 effects.apply_to(batch)
             batch.set(self._done(pair), "1", ex_s=self._retention_s)
-        claims = [self._claim(pair) for pair in settlement.released]
-        claims += [self._claim(pair) for pair, _ in settlement.completed]
         if claims:
             batch.delete(*claims)
         batch.execute()

@@ -25,6 +25,7 @@ from hidesync_events.completions import (
     ClaimResult,
     CompletionLog,
     MemoryCompletionLog,
+    Settlement,
 )
 from hidesync_events.keyvalue import (
     KeyValue,
@@ -754,16 +755,35 @@ class TestCompletionLog:
         assert log.is_done("e1", "h:reserve") is True
 
     def test_completions_are_forgotten_after_the_retention(
-        self, log: CompletionLog, clock: Clock
+        self, claims: CompletionLog, clock: Clock
     ) -> None:
         """A completion is kept for retention_s seconds, then forgotten."""
-        log.complete("e1", "h:reserve", None)
+        claims.complete("e1", "h:reserve", None)
 
         clock.advance(59)
-        assert log.is_done("e1", "h:reserve") is True
+        assert claims.is_done("e1", "h:reserve") is True
         clock.advance(2)
 
-        assert log.is_done("e1", "h:reserve") is False
+        assert claims.is_done("e1", "h:reserve") is False
+
+    def test_a_large_batch_settles_in_one_step(
+        self, claims: CompletionLog, scripted_kv: KeyValue
+    ) -> None:
+        """A batch message's settlement (thousands of pairs, no effects) records the
+        completed pairs and drops every claim."""
+        pairs = [(f"e{n}", f"h:{k}") for n in range(500) for k in range(20)]
+        claims.claim_many(pairs, owner="worker-a", ttl_s=self.TTL_S)
+        completed, released = pairs[::2], pairs[1::2]
+
+        claims.settle(
+            Settlement(
+                completed=[(pair, None) for pair in completed], released=released
+            )
+        )
+
+        assert all(claims.is_done(*pair) for pair in completed)
+        assert not any(claims.is_done(*pair) for pair in released)
+        assert not any(scripted_kv.exists(f"{PREFIX}:claim:{e}:{h}") for e, h in pairs)
 
 
 # -- metrics -----------------------------------------------------------------------------
