@@ -766,12 +766,16 @@ class TestCompletionLog:
 
         assert claims.is_done("e1", "h:reserve") is False
 
-    def test_a_large_batch_settles_in_one_step(
-        self, claims: CompletionLog, scripted_kv: KeyValue
+    @pytest.mark.parametrize(
+        ("events", "handlers"), [(2, 4), (500, 20)], ids=["one message", "a batch"]
+    )
+    def test_settling_records_completed_pairs_and_drops_every_claim(
+        self, claims: CompletionLog, scripted_kv: KeyValue, events: int, handlers: int
     ) -> None:
-        """A batch message's settlement (thousands of pairs, no effects) records the
-        completed pairs and drops every claim."""
-        pairs = [(f"e{n}", f"h:{k}") for n in range(500) for k in range(20)]
+        """Settling without effects, a few pairs (one script) or a batch message's
+        ten thousand (one transaction), records the completed pairs and drops every
+        claim."""
+        pairs = [(f"e{n}", f"h:{k}") for n in range(events) for k in range(handlers)]
         claims.claim_many(pairs, owner="worker-a", ttl_s=self.TTL_S)
         completed, released = pairs[::2], pairs[1::2]
 
