@@ -110,6 +110,7 @@ def _restore_subscriptions(
                 subscription.handler,
                 name=subscription.name,
                 retry=subscription.retry,
+                idempotent=subscription.idempotent,
             )
 
 

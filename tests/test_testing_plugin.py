@@ -391,12 +391,17 @@ class TestIsolatedGlobalBus:
         assert before == global_event_bus.subscribers
 
     def test_restores_removed_subscriptions_with_name_and_policy(self) -> None:
-        """A subscription removed in the block comes back with its name and policy."""
+        """A subscription removed in the block comes back with its name, its policy
+        and whether it is idempotent."""
 
         def on_start(event: WorkflowStartedEvent) -> None: ...
 
         global_event_bus.subscribe(
-            WorkflowStartedEvent, on_start, name="reserve", retry=ONE_ATTEMPT
+            WorkflowStartedEvent,
+            on_start,
+            name="reserve",
+            retry=ONE_ATTEMPT,
+            idempotent=True,
         )
 
         with isolated_global_bus():
@@ -404,7 +409,11 @@ class TestIsolatedGlobalBus:
 
         restored = global_event_bus.registry.find(WorkflowStartedEvent, "reserve")
         assert restored is not None
-        assert (on_start, ONE_ATTEMPT) == (restored.handler, restored.retry)
+        assert (on_start, ONE_ATTEMPT, True) == (
+            restored.handler,
+            restored.retry,
+            restored.idempotent,
+        )
 
     def test_keeps_subscriptions_of_modules_first_imported_inside(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
