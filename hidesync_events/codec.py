@@ -284,8 +284,8 @@ def _check_identity(
 def peek_header(raw: str | bytes) -> dict[str, Any]:
     """Return whatever header fields can be read from a message that failed to decode."""
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        data = _parsed(raw)
+    except MalformedEnvelopeError:
         return {}
 
     if not isinstance(data, dict):
@@ -350,7 +350,7 @@ def _envelope_model(event_cls: type[DomainEvent]) -> type[Any]:
 
 def _decode_legacy(event_cls: type[DomainEvent], raw: str | bytes) -> Envelope:
     # Classes with a custom __init__ are rebuilt field by field (see build_event).
-    data = json.loads(raw)
+    data = _parsed(raw)
     _check_header(data, raw)
     try:
         event = build_event(event_cls, data["payload"])
@@ -401,15 +401,23 @@ def _header_matches(event_id: str, timestamp: str, event: DomainEvent) -> bool:
 def _malformed(raw: str | bytes) -> MalformedEnvelopeError:
     # The fast path failed: say precisely what is wrong.
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as error:
-        return MalformedEnvelopeError(f"message is not JSON: {error}", raw=raw)
-
-    try:
-        _check_header(data, raw)
+        _check_header(_parsed(raw), raw)
     except MalformedEnvelopeError as error:
         return error
     return MalformedEnvelopeError("envelope has no valid 'type' field", raw=raw)
+
+
+def _parsed(raw: str | bytes) -> Any:
+    """The message as Python values, or :class:`MalformedEnvelopeError`."""
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        # Pydantic refused it already; the json module would overflow the stack.
+        raise MalformedEnvelopeError(
+            "message is nested too deeply to be read as JSON", raw=raw
+        ) from None
+    except (ValueError, UnicodeDecodeError) as error:
+        raise MalformedEnvelopeError(f"message is not JSON: {error}", raw=raw) from None
 
 
 def _invalid(
@@ -430,8 +438,8 @@ def _invalid(
 
 def _header_broken(raw: str | bytes) -> bool:
     try:
-        _check_header(json.loads(raw), raw)
-    except (MalformedEnvelopeError, ValueError):
+        _check_header(_parsed(raw), raw)
+    except MalformedEnvelopeError:
         return True
     return False
 
@@ -472,7 +480,8 @@ def _check_size(raw: str | bytes, max_bytes: int) -> None:
     # the cheap bounds cannot decide.
     size = len(raw)
     if isinstance(raw, str) and size <= max_bytes < size * 4:
-        size = len(raw.encode())
+        # A lone surrogate cannot travel, but is counted here: validation refuses it.
+        size = len(raw.encode("utf-8", "surrogatepass"))
 
     if size > max_bytes:
         raise EnvelopeTooLargeError(

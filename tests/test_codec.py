@@ -386,6 +386,46 @@ class TestDecodeRefusals:
 
         assert raw == error.raw
 
+    @pytest.mark.parametrize(
+        "event",
+        [ToolCheckedOut(tool_id=7), CodecTestsHideShipped("Leather Express")],
+        ids=["declared", "legacy"],
+    )
+    @pytest.mark.parametrize("cut", ["truncated", "trailing garbage"])
+    def test_an_encoded_envelope_broken_afterwards_is_malformed(
+        self, event: DomainEvent, cut: str
+    ) -> None:
+        """An envelope whose start is as encode writes it (the type is read from
+        there) but whose text is broken further on is refused as not JSON."""
+        text = encode(event, max_bytes=MAX_BYTES)
+        raw = text[:120] if cut == "truncated" else text + "}garbage"
+
+        _refused(raw, MalformedEnvelopeError, "malformed", "not JSON")
+
+    @pytest.mark.parametrize(
+        "event",
+        [ToolCheckedOut(tool_id=7), CodecTestsHideShipped("Leather Express")],
+        ids=["declared", "legacy"],
+    )
+    def test_json_nested_too_deeply_is_malformed(self, event: DomainEvent) -> None:
+        """Nesting that would overflow a recursive parser (well under the size cap)
+        is refused, not a RecursionError."""
+        text = encode(event, max_bytes=MAX_BYTES)
+        deep = "[" * 100_000 + "]" * 100_000
+        raw = text.replace('"envelope_version":1,', f'"envelope_version":1,"x":{deep},')
+
+        with pytest.raises(CodecError):
+            decode(raw, max_bytes=MAX_BYTES)
+
+    def test_a_lone_surrogate_in_a_large_envelope_is_refused(self) -> None:
+        """A str too long to size by its length alone, holding a lone surrogate (it
+        cannot be written as UTF-8), is refused, not a UnicodeEncodeError."""
+        text = encode(ToolCheckedOut(tool_id=7), max_bytes=MAX_BYTES)
+        raw = text[:-1] + ',"note":"' + "x" * 300_000 + "\ud800" + '"}'
+
+        with pytest.raises(CodecError):
+            decode(raw, max_bytes=MAX_BYTES)
+
     def test_non_utf8_bytes_are_malformed(self) -> None:
         """Bytes that are not UTF-8 text are a MalformedEnvelopeError."""
         _refused(b"\xff\xfe\x00", MalformedEnvelopeError, "malformed", "not JSON")
