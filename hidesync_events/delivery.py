@@ -24,7 +24,7 @@ from typing import Any
 from hidesync_events.codec import Envelope, decode, peek_header
 from hidesync_events.completions import Claim, Settlement
 from hidesync_events.dead_letters import DeadLetter, Reason
-from hidesync_events.errors import CodecError
+from hidesync_events.errors import CodecError, MalformedEnvelopeError
 from hidesync_events.handling import (
     HandlerScope,
     current_envelope,
@@ -66,6 +66,16 @@ class Delivery:
             envelope = decode(raw, max_bytes=self._max_bytes)
         except CodecError as error:
             self.reject(raw, error, queue=queue)
+            return None
+        except Exception as error:
+            # A bug of ours, or of a library's, on input nobody foresaw: the message
+            # is kept all the same, and the other events of its batch still run.
+            logger.exception("decoding a message from %s failed", queue or "the bus")
+            refused = MalformedEnvelopeError(
+                f"message could not be decoded ({type(error).__name__}: {error})",
+                raw=raw if isinstance(raw, str | bytes) else repr(raw),
+            )
+            self.reject(raw, refused, queue=queue)
             return None
 
         return envelope

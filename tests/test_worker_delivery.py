@@ -1,0 +1,55 @@
+"""The body of a worker's ``deliver`` task, run in this process on in-memory stores."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from hidesync_events import ToolCheckedOut
+from hidesync_events import delivery as delivery_module
+from hidesync_events.codec import encode
+from hidesync_events.delivery import Delivery
+from hidesync_events.runtime import Runtime
+from hidesync_events.settings import Settings
+from hidesync_events.subscriptions import HandlerRegistry
+from hidesync_events.worker import WorkerDelivery
+
+MAX_BYTES = 1024 * 1024
+
+
+def _never_resend(*args: Any) -> None:
+    raise AssertionError("nothing here is retried")
+
+
+class TestBatchDecoding:
+    def test_an_unforeseen_decoding_error_keeps_the_message_and_its_batch(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """When decoding one envelope of a batch fails with an error the codec did not
+        foresee, that envelope becomes a dead letter naming the error, and the other
+        events of the batch are handled."""
+        handled: list[int] = []
+        registry = HandlerRegistry()
+        registry.add(ToolCheckedOut, lambda event: handled.append(event.tool_id))
+        runtime = Runtime.in_memory(Settings())
+        worker = WorkerDelivery(Delivery(registry, runtime), _never_resend)
+        good, broken = (
+            encode(ToolCheckedOut(tool_id=n), max_bytes=MAX_BYTES) for n in (1, 2)
+        )
+        decode = delivery_module.decode
+
+        def decode_or_fail(raw: str, *, max_bytes: int) -> Any:
+            if raw == broken:
+                raise RuntimeError("a library bug")
+            return decode(raw, max_bytes=max_bytes)
+
+        monkeypatch.setattr(delivery_module, "decode", decode_or_fail)
+
+        worker([broken, good], message_id="m1", queue="q", redelivered=False)
+
+        [letter] = runtime.dead_letters.list()
+        assert [1] == handled
+        assert "malformed" == letter.reason
+        assert "RuntimeError: a library bug" in letter.error
+        assert broken == letter.envelope
