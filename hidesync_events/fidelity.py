@@ -3,11 +3,11 @@
 Every published event is encoded and decoded before any handler sees it; this module
 decides whether the copy is the same event. For most classes that is cheap: when every
 field is declared with a type that pydantic rebuilds exactly from JSON (str, int,
-datetime, Decimal, an enum, a model...), equal values are the proof. A field that can
-hold anything (``Any``, ``object``, ``JsonValue``, a union of several types) or
-attributes assigned in a custom ``__init__`` need a stricter look: ``1 == True == 1.0``
-and a str enum equals its value, but a handler receiving the other type would see a
-changed event.
+datetime, Decimal, an enum, a model whose own fields are such...), equal values are the
+proof. A field that can hold anything (``Any``, ``object``, ``JsonValue``, a union of
+several types), at any depth of nested models, or attributes assigned in a custom
+``__init__`` need a stricter look: ``1 == True == 1.0`` and a str enum equals its
+value, but a handler receiving the other type would see a changed event.
 """
 
 from __future__ import annotations
@@ -57,29 +57,38 @@ def _describe_changes(original: DomainEvent, decoded: DomainEvent) -> str:
 
 @cache
 def _needs_strict_look(event_cls: type[DomainEvent]) -> bool:
-    if (
-        event_cls.__event_meta__.legacy
-        or event_cls.model_config.get("extra") == "allow"
-    ):
+    return event_cls.__event_meta__.legacy or _loose_model(event_cls, frozenset())
+
+
+def _loose_model(model: type[BaseModel], seen: frozenset[type]) -> bool:
+    # Nested models count: a loose field anywhere inside changes the event too.
+    if model in seen:
+        return False
+
+    if model.model_config.get("extra") == "allow":
         return True
 
-    return any(_loose(field.annotation) for field in event_cls.model_fields.values())
+    inside = seen | {model}
+    return any(_loose(f.annotation, inside) for f in model.model_fields.values())
 
 
-def _loose(annotation: Any) -> bool:
+def _loose(annotation: Any, seen: frozenset[type]) -> bool:
     if annotation in _LOOSE or isinstance(annotation, typing.TypeVar):
         return True
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return _loose_model(annotation, seen)
 
     origin = typing.get_origin(annotation)
     arguments = [a for a in typing.get_args(annotation) if a is not type(None)]
     if origin in (typing.Union, types.UnionType):
         # Two non-None members can trade places on the way back ("1" and 1).
-        return len(arguments) > 1 or any(_loose(a) for a in arguments)
+        return len(arguments) > 1 or any(_loose(a, seen) for a in arguments)
 
     if origin is typing.Annotated:
-        return _loose(arguments[0])
+        return _loose(arguments[0], seen)
 
-    return any(_loose(a) for a in arguments if not isinstance(a, int | str))
+    return any(_loose(a, seen) for a in arguments if not isinstance(a, int | str))
 
 
 def _same(a: Any, b: Any) -> bool:

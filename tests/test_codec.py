@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 import pytest
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from hidesync_events import (
     CATALOGUE,
@@ -98,6 +98,19 @@ class CodecTestsLooseNote(DomainEvent, category="codec_tests"):
 
     anything: Any = None
     thing: object = None
+
+
+class CodecTestsLooseDetail(BaseModel):
+    """A nested model with a field that accepts anything."""
+
+    value: Any = None
+
+
+class CodecTestsNestedNote(DomainEvent, category="codec_tests"):
+    """Loose fields one and two levels down."""
+
+    detail: CodecTestsLooseDetail = CodecTestsLooseDetail()
+    details: list[CodecTestsLooseDetail] = Field(default_factory=list)
 
 
 class CodecTestsHideShipped(DomainEvent, category="codec_tests"):
@@ -795,6 +808,22 @@ class TestLossyValues:
             bus.publish(CodecTestsLooseNote(**{field: value}))
 
         assert [] == seen
+
+    @pytest.mark.parametrize("place", ["nested model", "list of nested models"])
+    @pytest.mark.parametrize(("value", "before", "after"), LOSSY_VALUES)
+    def test_changed_values_in_nested_models_are_refused(
+        self, place: str, value: object, before: str, after: str
+    ) -> None:
+        """A loose field inside a nested model is looked at as strictly as one at
+        the top: a value that would change type is refused."""
+        detail = CodecTestsLooseDetail(value=value)
+        if place == "nested model":
+            event = CodecTestsNestedNote(detail=detail)
+        else:
+            event = CodecTestsNestedNote(details=[CodecTestsLooseDetail(), detail])
+
+        with pytest.raises(LossyEventError, match="CodecTestsNestedNote"):
+            ensure_lossless(event, _round_trip(event))
 
     @pytest.mark.parametrize(
         "value", [7, 2.5, "tan", True, None, [1, "a"], {"size": "A4", "ids": [1, 2]}]
