@@ -241,8 +241,8 @@ class MemoryCompletionLog:
 
     The same answers as :class:`CompletionLog`, with plain sets: eager mode asks for
     every handler of every event, and a script per question would cost more than the
-    handler. A process holds its own claims, so none is ever left by a process that
-    died, and ``owner`` plays no part. Effects are applied to ``kv``.
+    handler. A process holds its own claims, so ``owner`` plays no part; a claim
+    lapses after ``ttl_s``, as in Redis. Effects are applied to ``kv``.
 
     Completion records are kept in two generations, so that forgetting old ones
     costs nothing per event: new records go into the current one, which becomes the
@@ -263,21 +263,25 @@ class MemoryCompletionLog:
         self._done: set[Pair] = set()
         self._done_before: set[Pair] = set()
         self._next_generation_at = time.monotonic() + retention_s
-        self._claimed: set[Pair] = set()
+        #: Held claims and when each lapses (as in Redis: a claim nobody settles,
+        #: say of a thread that died, does not hold its pair for ever).
+        self._claimed: dict[Pair, float] = {}
 
     def claim_many(
         self, pairs: Sequence[Pair], *, owner: str | None, ttl_s: float
     ) -> list[ClaimResult]:
         answers = []
+        now = time.monotonic()
         with self._lock:
             done, done_before, claimed = self._done, self._done_before, self._claimed
             for pair in pairs:
+                lapses_at = claimed.get(pair)
                 if pair in done or pair in done_before:
                     answers.append(_DONE)
-                elif pair in claimed:
-                    answers.append(ClaimResult(Claim.BUSY, ttl_s))
+                elif lapses_at is not None and lapses_at > now:
+                    answers.append(ClaimResult(Claim.BUSY, lapses_at - now))
                 else:
-                    claimed.add(pair)
+                    claimed[pair] = now + ttl_s
                     answers.append(_CLAIMED)
         return answers
 
@@ -296,13 +300,13 @@ class MemoryCompletionLog:
         with self._lock:
             claimed = self._claimed
             for pair in settlement.released:
-                claimed.discard(pair)
+                claimed.pop(pair, None)
             if not settlement.completed:
                 return
 
             done = self._current_generation()
             for pair, _ in settlement.completed:
-                claimed.discard(pair)
+                claimed.pop(pair, None)
                 done.add(pair)
 
     def complete(

@@ -22,7 +22,7 @@ from time import perf_counter
 from typing import Any
 
 from hidesync_events.codec import Envelope, decode, peek_header
-from hidesync_events.completions import Claim, Settlement
+from hidesync_events.completions import Claim, Pair, Settlement
 from hidesync_events.dead_letters import DeadLetter, Reason
 from hidesync_events.errors import CodecError, MalformedEnvelopeError
 from hidesync_events.handling import (
@@ -162,32 +162,52 @@ class Delivery:
         # Idempotent handlers are not claimed: they run whatever happened before.
         completions = self.runtime.completions
         pairs = [(e.event_id, s.name) for e, s in items if not s.idempotent]
-        claims = iter(
+        answers = (
             completions.claim_many(pairs, owner=owner, ttl_s=self._claim_ttl_s)
             if pairs
-            else ()
+            else []
         )
+        claims = iter(answers)
 
         settlement = Settlement()
         outcomes = []
-        for envelope, subscription in items:
-            claim = None if subscription.idempotent else next(claims)
-            if claim is not None and claim.claim is not Claim.CLAIMED:
-                outcomes.append(
-                    self.report.not_claimed(subscription, envelope, attempt, claim)
-                )
-                continue
+        try:
+            for envelope, subscription in items:
+                claim = None if subscription.idempotent else next(claims)
+                if claim is not None and claim.claim is not Claim.CLAIMED:
+                    outcomes.append(
+                        self.report.not_claimed(subscription, envelope, attempt, claim)
+                    )
+                    continue
 
-            outcome, effects = self._invoke(
-                subscription, envelope, attempt, first_failed_at
-            )
-            done = outcome.status is Status.DONE
-            _note(settlement, subscription, envelope, done, effects)
-            outcomes.append(outcome)
+                outcome, effects = self._invoke(
+                    subscription, envelope, attempt, first_failed_at
+                )
+                done = outcome.status is Status.DONE
+                _note(settlement, subscription, envelope, done, effects)
+                outcomes.append(outcome)
+        except BaseException:
+            # Interrupted (Ctrl-C, a cancelled task): settle what ran, and give the
+            # claims of what did not back now rather than when they lapse.
+            held = [
+                pair
+                for pair, answer in zip(pairs, answers, strict=True)
+                if answer.claim is Claim.CLAIMED
+            ]
+            self._settle_interrupted(settlement, held)
+            raise
 
         if settlement:
             completions.settle(settlement)
         return outcomes
+
+    def _settle_interrupted(self, settlement: Settlement, held: list[Pair]) -> None:
+        noted = {pair for pair, _ in settlement.completed} | set(settlement.released)
+        settlement.released += [pair for pair in held if pair not in noted]
+        try:
+            self.runtime.completions.settle(settlement)
+        except Exception:
+            logger.warning("could not settle an interrupted delivery", exc_info=True)
 
     def run(
         self,
@@ -238,6 +258,10 @@ class Delivery:
             return self.report.failed(
                 subscription, envelope, attempt, error, elapsed, first_failed_at
             )
+        except BaseException:
+            # Cancelled (or interrupted): its claim goes back at once.
+            self._settle_one(subscription, envelope, done=False, effects=None)
+            raise
         finally:
             leave_scope(token)
 

@@ -789,6 +789,59 @@ class TestDuplicates:
 
         assert {"reserve": 1, "notify": 2} == runs
 
+    def test_an_interrupted_handler_runs_again_on_the_next_publish(
+        self, bus: EventBus
+    ) -> None:
+        """A handler interrupted by a BaseException (Ctrl-C) leaves no claim behind:
+        the same event published again runs it, and the handler after it too."""
+        runs = {"reserve": 0, "notify": 0}
+
+        def reserve(event: HideDyed) -> None:
+            runs["reserve"] += 1
+            if runs["reserve"] == 1:
+                raise KeyboardInterrupt
+
+        def notify(event: HideDyed) -> None:
+            runs["notify"] += 1
+
+        bus.subscribe(HideDyed, reserve)
+        bus.subscribe(HideDyed, notify)
+        event = HideDyed()
+
+        with pytest.raises(KeyboardInterrupt):
+            bus.publish(event)
+        bus.publish(event)
+
+        assert {"reserve": 2, "notify": 1} == runs
+
+    def test_a_cancelled_async_handler_runs_again_on_the_next_publish(
+        self, bus: EventBus
+    ) -> None:
+        """An async handler task cancelled while it ran (cancel_pending) gives its
+        claim back: publishing the event again runs it."""
+        started: list[str] = []
+
+        async def reserve(event: HideDyed) -> None:
+            started.append(event.event_id)
+            await asyncio.sleep(60)
+
+        bus.subscribe(HideDyed, reserve)
+        event = HideDyed()
+
+        async def scenario() -> None:
+            bus.publish(event)
+            await asyncio.sleep(0)
+            bus.transport.cancel_pending()
+            await asyncio.sleep(0)
+            bus.publish(event)
+            await asyncio.sleep(0)
+            bus.transport.cancel_pending()
+            await bus.drain(timeout_s=1)
+
+        asyncio.run(scenario())
+
+        assert [event.event_id, event.event_id] == started
+
     def test_idempotent_handlers_run_on_every_publish(self, bus: EventBus) -> None:
         """A handler subscribed with idempotent=True, sync or async, runs each time
         the event is published, and counts no duplicates."""

@@ -813,8 +813,27 @@ class TestMemoryCompletionLog:
         again = log.claim("e2", "h", owner=None, ttl_s=5.0)
 
         assert [Claim.DONE, Claim.CLAIMED] == [r.claim for r in results]
-        assert ClaimResult(Claim.BUSY, 5.0) == busy
+        assert Claim.BUSY is busy.claim
+        assert 4.0 < busy.busy_for_s <= 5.0
         assert Claim.CLAIMED is again.claim
+
+    def test_a_claim_lapses_after_its_ttl(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A claim nobody settles (its thread died) stops holding the pair after
+        ttl_s, as in Redis."""
+        now = [1000.0]
+        monkeypatch.setattr(time, "monotonic", lambda: now[0])
+        log = MemoryCompletionLog(MemoryKeyValue(), retention_s=60)
+        log.claim("e1", "h", owner=None, ttl_s=30.0)
+
+        now[0] += 29
+        held = log.claim("e1", "h", owner=None, ttl_s=30.0)
+        now[0] += 2
+        lapsed = log.claim("e1", "h", owner=None, ttl_s=30.0)
+
+        assert ClaimResult(Claim.BUSY, 1.0) == held
+        assert Claim.CLAIMED is lapsed.claim
 
     def test_records_outlive_one_generation_then_go(self) -> None:
         """A record survives the next generation (it is kept at least that long),
