@@ -94,6 +94,8 @@ class DomainEvent(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
+        # A value assigned after construction is validated as one given to it.
+        validate_assignment=True,
         allow_inf_nan=False,
         # bytes travel as base64 text, so any bytes value comes back as it was.
         ser_json_bytes="base64",

@@ -77,6 +77,30 @@ class EventTestsToolLent(DomainEvent, category="event_tests"):
         self.condition = condition.name
 
 
+class TestAssignment:
+    def test_a_value_assigned_later_is_validated(self) -> None:
+        """Assigning a field after construction validates the value as construction
+        would: a wrong type names the field, a convertible one is converted."""
+        event = EventTestsHideCut(hide_id=1)
+
+        with pytest.raises(ValidationError, match="hide_id"):
+            event.hide_id = "seven"  # type: ignore[assignment]
+        event.hide_id = True
+
+        assert 1 == event.hide_id
+        assert int is type(event.hide_id)
+
+    def test_an_assigned_timestamp_is_made_utc(self) -> None:
+        """The one rule for timestamps holds for assignment too."""
+        event = EventTestsHideCut()
+        paris = timezone(timedelta(hours=1))
+
+        event.timestamp = datetime(2026, 12, 4, 10, 0, tzinfo=paris)
+
+        assert datetime(2026, 12, 4, 9, 0, tzinfo=UTC) == event.timestamp
+        assert UTC == event.timestamp.tzinfo
+
+
 class TestEventId:
     def test_generated_id_is_uuid_text(self) -> None:
         """An event built without an id gets a canonical version-4 UUID as text."""
