@@ -109,7 +109,7 @@ class DeadLetterStore:
     ) -> DeadLetter:
         """Keep a dead letter for ``raw`` (the message as it arrived) and return it."""
         now = datetime.now(UTC)
-        data = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else raw
+        data = _as_bytes(raw)
         keep = len(data) <= self._max_envelope_bytes
         letter = DeadLetter(
             id=new_event_id(),
@@ -197,3 +197,15 @@ def _error_type(error: BaseException | str) -> str:
 
     cls = type(error)
     return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _as_bytes(raw: str | bytes) -> bytes:
+    """The message's bytes: text that held undecodable bytes gets them back, and a
+    lone surrogate (which UTF-8 cannot carry) is kept as its three bytes."""
+    if isinstance(raw, bytes):
+        return raw
+
+    try:
+        return raw.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return raw.encode("utf-8", "surrogatepass")

@@ -463,6 +463,22 @@ def letters(kv: KeyValue) -> DeadLetterStore:
 
 
 class TestDeadLetterRecord:
+    def test_a_message_with_a_lone_surrogate_is_kept(
+        self, letters: DeadLetterStore
+    ) -> None:
+        """Text holding a lone surrogate (valid JSON escapes, not valid UTF-8) is kept
+        as a dead letter: its bytes are hashed, its text kept with a replacement."""
+        raw = '{"type":"ToolCreated","payload":{"note":"\ud800 cut"}}'
+
+        letter = letters.record(reason="invalid_payload", raw=raw, error="bad text")
+
+        assert letter == letters.get(letter.id)
+        assert letter.envelope is not None
+        assert letter.envelope.endswith('cut"}}')
+        assert hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest() == (
+            letter.envelope_sha256
+        )
+
     def test_record_keeps_everything_about_the_failure(
         self, letters: DeadLetterStore
     ) -> None:
