@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import traceback
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -80,6 +81,19 @@ class Reporter:
             claim.busy_for_s,
         )
         return Outcome(subscription.name, Status.BUSY, attempt, claim.busy_for_s)
+
+    def duplicate_in_message(
+        self, envelope: Envelope, subscriptions: Sequence[Subscription]
+    ) -> None:
+        """A second copy of an event in one batch message: dropped, and counted as a
+        duplicate for each of its handlers."""
+        for subscription in subscriptions:
+            self.runtime.metrics.count("duplicates", subscription.name)
+        logger.info(
+            "skipped a second copy of %s %s in one message",
+            envelope.event_type,
+            envelope.event_id,
+        )
 
     def succeeded(
         self,

@@ -68,11 +68,24 @@ class WorkerDelivery:
             return
 
         items = []
+        seen: set[str] = set()
         for raw in raws:
             envelope = self.delivery.decode(raw, queue=queue)
-            if envelope is not None:
-                subscriptions = self.delivery.targets(envelope, only=handler)
-                items += [(envelope, subscription) for subscription in subscriptions]
+            if envelope is None:
+                continue
+
+            # One event twice in a batch (published twice in one publish_many): the
+            # copies share this message's claims, so only the first may run.
+            if envelope.event_id in seen:
+                subscriptions = self.delivery.registry.handlers_for(
+                    type(envelope.event)
+                )
+                self.delivery.report.duplicate_in_message(envelope, subscriptions)
+                continue
+
+            seen.add(envelope.event_id)
+            subscriptions = self.delivery.targets(envelope, only=handler)
+            items += [(envelope, subscription) for subscription in subscriptions]
 
         outcomes = self.delivery.run_message(
             items, attempt, first_failed_at, owner=message_id

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from hidesync_events import ToolCheckedOut
+from hidesync_events import ToolCheckedOut, effects
 from hidesync_events import delivery as delivery_module
 from hidesync_events.codec import encode
 from hidesync_events.delivery import Delivery
@@ -53,3 +53,27 @@ class TestBatchDecoding:
         assert "malformed" == letter.reason
         assert "RuntimeError: a library bug" in letter.error
         assert broken == letter.envelope
+
+
+class TestOneEventTwiceInABatch:
+    def test_runs_its_handlers_and_effects_once(self) -> None:
+        """A batch holding one event twice (published twice in one publish_many)
+        runs each handler once and applies its effects once, as two messages
+        would; the copy is counted as a duplicate."""
+        runs: list[int] = []
+
+        def reserve(event: ToolCheckedOut) -> None:
+            runs.append(event.tool_id)
+            effects().hincrby("tools:reserved", str(event.tool_id))
+
+        registry = HandlerRegistry()
+        registry.add(ToolCheckedOut, reserve, name="reserve")
+        runtime = Runtime.in_memory(Settings())
+        worker = WorkerDelivery(Delivery(registry, runtime), _never_resend)
+        text = encode(ToolCheckedOut(tool_id=7), max_bytes=MAX_BYTES)
+
+        worker([text, text], message_id="m1", queue="q", redelivered=False)
+
+        assert [7] == runs
+        assert "1" == runtime.kv.hget("tools:reserved", "7")
+        assert 1 == runtime.metrics.snapshot()["duplicates"]["reserve"]
