@@ -159,6 +159,40 @@ class TestDeadLetters:
         assert envelope == args[0]
         assert [letters[1]] == [d.id for d in global_event_bus.dead_letters.list()]
 
+    def test_replay_imports_the_modules_of_application_events(
+        self,
+        fresh_redis: ThrowawayRedis,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """A letter of an application event decodes once --handlers imports the
+        module that declares its class; without it the letter stays."""
+        (tmp_path / "cli_tests_dyeing.py").write_text(
+            "from hidesync_events import DomainEvent\n\n\n"
+            "class CliTestsVatDrained(DomainEvent, category='dyeing'):\n"
+            "    vat_id: int = 0\n"
+        )
+        monkeypatch.syspath_prepend(str(tmp_path))
+        configure(mode="celery", broker_url=fresh_redis.url)
+        event_id, at = "3f1c2d4e-5a6b-4c7d-8e9f-0a1b2c3d4e5f", "2026-12-04T10:00:00Z"
+        envelope = json.dumps({
+            "envelope_version": 1, "type": "CliTestsVatDrained", "schema_version": 1,
+            "category": "dyeing", "event_id": event_id, "timestamp": at,
+            "correlation_id": event_id, "causation_id": None,
+            "payload": {"event_id": event_id, "timestamp": at, "vat_id": 4},
+        })  # fmt: skip
+        letter = global_event_bus.dead_letters.record(
+            reason="handler_failed", raw=envelope, error="vat jammed", handler="h"
+        )
+        replay = ["dead-letters", "replay", letter.id, "--broker", _broker()]
+
+        without = CliRunner().invoke(main, replay)
+        with_module = run(*replay, "--handlers", "cli_tests_dyeing")
+
+        assert 1 == without.exit_code
+        assert "replayed 1 of 1" in with_module.output
+        assert 1 == fresh_redis.client().llen("hidesync.events.dyeing")
+
     def test_replay_of_an_undecodable_letter_fails(self, letters: list[str]) -> None:
         """A letter that still cannot be decoded stays, and the exit code is 1."""
         result = CliRunner().invoke(

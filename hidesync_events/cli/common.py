@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -22,6 +23,44 @@ broker_option = click.option(
     metavar="URL",
     help="Broker URL (redis://..., amqp://...); default: HIDESYNC_EVENTS_BROKER_URL.",
 )
+
+handlers_option = click.option(
+    "-m",
+    "--handlers",
+    "handler_modules",
+    multiple=True,
+    metavar="MODULE",
+    help="Import these modules for their event types and handlers "
+    "(default: HIDESYNC_EVENTS_HANDLER_MODULES).",
+)
+
+
+def import_handler_modules(
+    handler_modules: tuple[str, ...], *, needed_for: str
+) -> None:
+    """Import the modules given with --handlers (an error names the one that fails),
+    or else the settings' (a warning says what ``needed_for`` then lacks)."""
+    # Application event types, and their handlers, are declared in these modules.
+    for module in handler_modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            raise click.BadParameter(
+                f"cannot import {module!r}: {error}", param_hint="--handlers"
+            ) from None
+
+    if handler_modules:
+        return
+
+    for module in get_settings().handler_modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            click.echo(
+                f"warning: cannot import handler module {module!r} ({error}); "
+                f"{needed_for}",
+                err=True,
+            )
 
 
 def use_celery(broker_url: str | None, **overrides: Any) -> None:

@@ -17,6 +17,8 @@ from hidesync_events.bus import global_event_bus
 from hidesync_events.cli.common import (
     EXIT_REJECTED,
     broker_option,
+    handlers_option,
+    import_handler_modules,
     reporting_unreachable,
     use_celery,
 )
@@ -135,15 +137,24 @@ def show(letter_id: str, broker_url: str | None) -> None:
 @dead_letters.command("replay")
 @click.argument("letter_ids", nargs=-1)
 @_filters
+@handlers_option
 @click.option(
     "--dry-run", is_flag=True, help="Say what would be replayed; change nothing."
 )
 def replay(
-    letter_ids: tuple[str, ...], broker_url: str | None, dry_run: bool, **filters: Any
+    letter_ids: tuple[str, ...],
+    broker_url: str | None,
+    handler_modules: tuple[str, ...],
+    dry_run: bool,
+    **filters: Any,
 ) -> None:
     """Send dead letters back to the handler that failed (or to all, for a letter that
     never reached a handler), then remove them. Give ids, filters, or both.
     """
+    # The application's event classes must be known to decode its letters.
+    import_handler_modules(
+        handler_modules, needed_for="letters of its event types cannot be replayed"
+    )
     with reporting_unreachable():
         letters = _chosen(letter_ids, broker_url, filters)
         failed = 0

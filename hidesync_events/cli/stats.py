@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import time
 from collections.abc import Callable
@@ -16,8 +15,13 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from hidesync_events.cli.common import broker_option, reporting_unreachable, use_celery
-from hidesync_events.settings import get_settings
+from hidesync_events.cli.common import (
+    broker_option,
+    handlers_option,
+    import_handler_modules,
+    reporting_unreachable,
+    use_celery,
+)
 from hidesync_events.stats import CategoryStats, FleetStats, gather_stats
 
 #: Seconds between two refreshes of ``--watch`` when no number is given.
@@ -28,15 +32,7 @@ _UNREACHABLE = (redis.ConnectionError, OperationalError)
 
 @click.command()
 @broker_option
-@click.option(
-    "-m",
-    "--handlers",
-    "handler_modules",
-    multiple=True,
-    metavar="MODULE",
-    help="Import these modules for their event types "
-    "(default: HIDESYNC_EVENTS_HANDLER_MODULES).",
-)
+@handlers_option
 @click.option("--json", "as_json", is_flag=True, help="The figures as one JSON object.")
 @click.option(
     "--watch",
@@ -63,7 +59,9 @@ def stats(
 
     with reporting_unreachable():
         use_celery(broker_url)
-        _import_handler_modules(handler_modules)
+        import_handler_modules(
+            handler_modules, needed_for="events of its types count in the totals only"
+        )
         figures = gather_stats()
 
     if as_json:
@@ -199,27 +197,3 @@ def _age(seconds: float) -> str:
 
 def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.2f} ms"
-
-
-def _import_handler_modules(handler_modules: tuple[str, ...]) -> None:
-    # Application event types, and so their categories, are declared in these modules.
-    for module in handler_modules:
-        try:
-            importlib.import_module(module)
-        except ImportError as error:
-            raise click.BadParameter(
-                f"cannot import {module!r}: {error}", param_hint="--handlers"
-            ) from None
-
-    if handler_modules:
-        return
-
-    for module in get_settings().handler_modules:
-        try:
-            importlib.import_module(module)
-        except ImportError as error:
-            click.echo(
-                f"warning: cannot import handler module {module!r} ({error}); "
-                "events of its types count in the totals only",
-                err=True,
-            )
