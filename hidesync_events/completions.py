@@ -72,6 +72,7 @@ class Completions(Protocol):
         self, pairs: Sequence[Pair], *, owner: str | None, ttl_s: float
     ) -> list[ClaimResult]: ...
     def settle(self, settlement: Settlement) -> None: ...
+    def unsettled(self, settlement: Settlement) -> Settlement: ...
     def is_done(self, event_id: str, handler: str) -> bool: ...
 
 
@@ -206,6 +207,18 @@ class CompletionLog:
             batch.delete(*claims)
         batch.execute()
 
+    def unsettled(self, settlement: Settlement) -> Settlement:
+        """``settlement`` without the completed pairs already recorded: what is left
+        to settle after an attempt whose outcome is unknown (the connection failed
+        after the request went out). A pair's record and its effects are written in
+        one atomic step, so a recorded pair's effects are in too."""
+        completed = [
+            item
+            for item in settlement.completed
+            if not self._kv.exists(self._done(item[0]))
+        ]
+        return Settlement(completed, settlement.released, settlement.unrecorded)
+
     def complete(
         self, event_id: str, handler: str, effects: RecordedBatch | None = None
     ) -> None:
@@ -308,6 +321,10 @@ class MemoryCompletionLog:
             for pair, _ in settlement.completed:
                 claimed.pop(pair, None)
                 done.add(pair)
+
+    def unsettled(self, settlement: Settlement) -> Settlement:
+        # Settling in memory either happens or raises before changing anything.
+        return settlement
 
     def complete(
         self, event_id: str, handler: str, effects: RecordedBatch | None = None

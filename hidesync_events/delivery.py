@@ -18,7 +18,7 @@ import logging
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
-from time import perf_counter
+from time import monotonic, perf_counter, sleep
 from typing import Any
 
 from hidesync_events.codec import Envelope, decode, peek_header
@@ -31,7 +31,7 @@ from hidesync_events.handling import (
     enter_scope,
     leave_scope,
 )
-from hidesync_events.keyvalue import RecordedBatch
+from hidesync_events.keyvalue import UNREACHABLE, RecordedBatch
 from hidesync_events.outcomes import Outcome, Reporter, Status
 from hidesync_events.runtime import Runtime
 from hidesync_events.subscriptions import HandlerRegistry, Subscription
@@ -39,6 +39,10 @@ from hidesync_events.subscriptions import HandlerRegistry, Subscription
 logger = logging.getLogger("hidesync.events.delivery")
 
 __all__ = ["Delivery", "Outcome", "Status", "current_envelope"]
+
+#: How long settling a delivery waits for an unreachable state store before giving
+#: up (the task then fails, and Celery acknowledges the message).
+SETTLE_PATIENCE_S = 30.0
 
 #: The span of a handler run when tracing is off (reusable: it holds no state).
 _NO_SPAN = contextlib.nullcontext()
@@ -198,8 +202,35 @@ class Delivery:
             raise
 
         if settlement:
-            completions.settle(settlement)
+            self._settle(settlement)
         return outcomes
+
+    def _settle(self, settlement: Settlement) -> None:
+        """Settle, waiting out a short outage of the state store: the handlers have
+        run, and what they did must not go when the message is acknowledged."""
+        completions = self.runtime.completions
+        deadline = monotonic() + SETTLE_PATIENCE_S
+        pause_s = 0.1
+        while True:
+            try:
+                completions.settle(settlement)
+                return
+            except UNREACHABLE as error:
+                if monotonic() + pause_s > deadline:
+                    raise
+                logger.warning("could not settle a delivery yet: %s", error)
+
+            # The failed attempt may have gone through before its reply was lost:
+            # learn what is left before trying again.
+            while True:
+                sleep(pause_s)
+                pause_s = min(pause_s * 2, 2.0)
+                try:
+                    settlement = completions.unsettled(settlement)
+                    break
+                except UNREACHABLE:
+                    if monotonic() + pause_s > deadline:
+                        raise
 
     def _settle_interrupted(self, settlement: Settlement, held: list[Pair]) -> None:
         noted = {pair for pair, _ in settlement.completed} | set(settlement.released)
@@ -280,7 +311,7 @@ class Delivery:
         settlement = Settlement()
         _note(settlement, subscription, envelope, done, effects)
         if settlement:
-            self.runtime.completions.settle(settlement)
+            self._settle(settlement)
 
     def _invoke(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from hidesync_events import ToolCheckedOut, effects
 from hidesync_events import delivery as delivery_module
 from hidesync_events.codec import encode
 from hidesync_events.delivery import Delivery
+from hidesync_events.redis_server import ThrowawayRedis
 from hidesync_events.runtime import Runtime
 from hidesync_events.settings import Settings
 from hidesync_events.subscriptions import HandlerRegistry
@@ -77,3 +79,38 @@ class TestOneEventTwiceInABatch:
         assert [7] == runs
         assert "1" == runtime.kv.hget("tools:reserved", "7")
         assert 1 == runtime.metrics.snapshot()["duplicates"]["reserve"]
+
+
+class TestStateStoreOutage:
+    def test_settling_waits_for_redis_to_come_back(
+        self, fresh_redis: ThrowawayRedis
+    ) -> None:
+        """Redis stops while a handler runs and is back a second later: the
+        delivery's settling waits for it, so the completion record and the effects
+        land (once) instead of going with the acknowledged message."""
+        settings = Settings(
+            mode="celery", broker_url=fresh_redis.url, state_url=fresh_redis.url
+        )
+        runtime = Runtime.shared(settings)
+        restarted = threading.Event()
+
+        def reserve(event: ToolCheckedOut) -> None:
+            effects().hincrby("tools:reserved", str(event.tool_id))
+            fresh_redis.stop()
+            threading.Timer(1.0, lambda: (fresh_redis.start(), restarted.set())).start()
+
+        registry = HandlerRegistry()
+        registry.add(ToolCheckedOut, reserve, name="reserve")
+        worker = WorkerDelivery(Delivery(registry, runtime), _never_resend)
+        event = ToolCheckedOut(tool_id=7)
+
+        worker(
+            [encode(event, max_bytes=MAX_BYTES)],
+            message_id="m1",
+            queue="q",
+            redelivered=False,
+        )
+
+        assert restarted.is_set()
+        assert "1" == runtime.kv.hget("tools:reserved", "7")
+        assert runtime.completions.is_done(event.event_id, "reserve")

@@ -143,6 +143,13 @@ class RecordedBatch:
         return batch
 
 
+#: What a store that cannot be reached raises (Redis down, restarting, cut off).
+UNREACHABLE: tuple[type[Exception], ...] = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+)
+
+
 def open_keyvalue(url: str) -> KeyValue:
     """Return the store at ``url``: ``memory://`` or a ``redis://`` URL."""
     if url.startswith("memory://"):
