@@ -20,6 +20,8 @@ events and handlers it carries.
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -79,30 +81,44 @@ class Completions(Protocol):
 def _claim_in_memory(
     kv: MemoryKeyValue, keys: list[str], args: list[Value]
 ) -> list[Value]:
-    owner, ttl_ms = str(args[0]), int(args[1])
+    holder, ttl_ms, dead, message = (str(a) for a in args)
     answers: list[Value] = []
     for done, claim in zip(keys[::2], keys[1::2], strict=True):
+        current = kv.get(claim)
         if kv.exists(done):
             answers += ["done", 0]
-        elif kv.set(claim, owner, px_ms=ttl_ms, nx=True) or kv.get(claim) == owner:
-            kv.set(claim, owner, px_ms=ttl_ms)
+        elif (
+            kv.set(claim, holder, px_ms=int(ttl_ms), nx=True)
+            or current == holder
+            or (dead and current == dead)
+        ):
+            kv.set(claim, holder, px_ms=int(ttl_ms))
             answers += ["claimed", 0]
+        elif message and current is not None and current.startswith(message):
+            answers += ["held", current]
         else:
             answers += ["busy", kv.pttl(claim)]
     return answers
 
 
+#: Per pair: done; claimed (free, ours already, or taken from the dead holder named
+#: in ARGV[3]); held by another process delivering the same message (ARGV[4] is the
+#: message's prefix), answered with that holder; or busy, with the claim's PTTL.
 _CLAIM_MANY = Script(
     lua="""
     local answers = {}
     for i = 1, #KEYS, 2 do
         local done, claim = KEYS[i], KEYS[i + 1]
+        local current = redis.call('GET', claim)
         if redis.call('EXISTS', done) == 1 then
             table.insert(answers, 'done'); table.insert(answers, 0)
         elseif redis.call('SET', claim, ARGV[1], 'NX', 'PX', ARGV[2])
-            or redis.call('GET', claim) == ARGV[1] then
+            or current == ARGV[1] or (ARGV[3] ~= '' and current == ARGV[3]) then
             redis.call('SET', claim, ARGV[1], 'PX', ARGV[2])
             table.insert(answers, 'claimed'); table.insert(answers, 0)
+        elseif ARGV[4] ~= '' and current
+            and string.sub(current, 1, #ARGV[4]) == ARGV[4] then
+            table.insert(answers, 'held'); table.insert(answers, current)
         else
             table.insert(answers, 'busy'); table.insert(answers, redis.call('PTTL', claim))
         end
@@ -157,21 +173,42 @@ class CompletionLog:
     def claim_many(
         self, pairs: Sequence[Pair], *, owner: str | None, ttl_s: float
     ) -> list[ClaimResult]:
-        """Claim each pair for ``owner`` unless it is done or held by another owner.
+        """Claim each pair for ``owner`` unless it is done or held by another delivery.
 
-        ``owner`` None stands for a delivery that can never take a claim over.
+        ``owner`` is the message's id: a claim is held by that message in this
+        process. A delivery of the same message in another process takes a claim
+        over only when that process has died (a redelivery after a crash); while it
+        runs (Celery's Redis transport gives a running message back when its
+        connection drops) the pair is busy. ``owner`` None stands for a delivery that
+        can never take a claim over.
         """
         if not pairs:
             return []
 
+        holder = f"{owner} {_this_process()}" if owner else new_event_id()
+        message = f"{owner} " if owner else ""
+        ttl_ms = max(1, round(ttl_s * 1000))
         keys = [key for pair in pairs for key in (self._done(pair), self._claim(pair))]
-        flat = self._kv.run(
-            _CLAIM_MANY, keys, [owner or new_event_id(), max(1, round(ttl_s * 1000))]
-        )
-        return [
-            ClaimResult(Claim(_text(status)), max(0, int(busy_ms)) / 1000)
-            for status, busy_ms in zip(flat[::2], flat[1::2], strict=True)
-        ]
+        flat = self._kv.run(_CLAIM_MANY, keys, [holder, ttl_ms, "", message])
+
+        results = []
+        for index, (status, detail) in enumerate(
+            zip(flat[::2], flat[1::2], strict=True)
+        ):
+            if _text(status) == "held":
+                dead = _text(detail)
+                if _has_died(dead):
+                    # The process that held it is gone: take it, unless it changed.
+                    pair_keys = keys[2 * index : 2 * index + 2]
+                    status, detail = self._kv.run(
+                        _CLAIM_MANY, pair_keys, [holder, ttl_ms, dead, message]
+                    )
+                else:
+                    status, detail = "busy", round(_HELD_RECHECK_S * 1000)
+            results.append(
+                ClaimResult(Claim(_text(status)), max(0, int(detail)) / 1000)
+            )
+        return results
 
     def claim(
         self, event_id: str, handler: str, *, owner: str | None, ttl_s: float
@@ -242,6 +279,32 @@ class CompletionLog:
 
 def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _this_process() -> str:
+    """This process, as claims name it (read at each claim: pool processes fork)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+#: How soon a pair held by a live delivery of the same message is looked at again.
+_HELD_RECHECK_S = 2.0
+
+
+def _has_died(holder: str) -> bool:
+    """Whether the process named in a claim is gone: only a process on this host can
+    be seen to have died; one elsewhere is taken to run until its claim lapses."""
+    _, _, process = holder.rpartition(" ")
+    host, _, pid = process.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 #: The answers that carry nothing else, made once (eager mode asks for every handler).

@@ -11,6 +11,8 @@ import hashlib
 import importlib.util
 import itertools
 import os
+import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -722,6 +724,34 @@ class TestCompletionLog:
 
         assert Claim.CLAIMED is self.claim(claims, "worker-a")
 
+    @pytest.mark.parametrize(
+        ("holder", "expected"),
+        [
+            ("live", Claim.BUSY),
+            ("dead", Claim.CLAIMED),
+            ("elsewhere", Claim.BUSY),
+        ],
+    )
+    def test_a_delivery_of_the_same_message_takes_over_only_from_the_dead(
+        self, claims: CompletionLog, scripted_kv: KeyValue, holder: str, expected: Claim
+    ) -> None:
+        """A second delivery of one message (a redelivery) takes a claim over when
+        the process that held it has died; while that process runs (a connection
+        drop gave its message back), or when it runs on another host, the pair is
+        busy until the holder settles or its claim lapses."""
+        process = {
+            "live": f"{socket.gethostname()}:{os.getppid()}",
+            "dead": f"{socket.gethostname()}:{_gone_pid()}",
+            "elsewhere": f"another-host.example:{os.getpid()}",
+        }[holder]
+        scripted_kv.set(f"{PREFIX}:claim:e1:h:reserve", f"m1 {process}", px_ms=30_000)
+
+        result = claims.claim("e1", "h:reserve", owner="m1", ttl_s=self.TTL_S)
+
+        assert expected is result.claim
+        if expected is Claim.BUSY:
+            assert 0 < result.busy_for_s <= 2.0
+
     def test_a_released_pair_can_be_claimed_again(self, claims: CompletionLog) -> None:
         """After release (a failed attempt) another owner can claim the pair."""
         self.claim(claims, "worker-a")
@@ -804,6 +834,13 @@ class TestCompletionLog:
         assert all(claims.is_done(*pair) for pair in completed)
         assert not any(claims.is_done(*pair) for pair in released)
         assert not any(scripted_kv.exists(f"{PREFIX}:claim:{e}:{h}") for e, h in pairs)
+
+
+def _gone_pid() -> int:
+    """The id of a process that has exited."""
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
 
 
 # -- metrics -----------------------------------------------------------------------------
