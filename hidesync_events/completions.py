@@ -8,7 +8,8 @@ pair up:
 * ``DONE``: it completed before; skip it.
 * ``CLAIMED``: nobody else holds it; this delivery runs it. The claim expires after the
   hard time limit, so a claim left by a process that died is not held for ever, and
-  the redelivery of the very message whose process died takes its claim over at once.
+  the redelivery of the very message whose process died on this host takes its claim
+  over at once.
 * ``BUSY``: another delivery is running it now; look again later.
 
 When the handlers have run, one more atomic step settles them: for each that succeeded,

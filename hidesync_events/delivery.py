@@ -157,8 +157,8 @@ class Delivery:
         All are claimed in one step, run in order (async ones on the process loop),
         and settled in one step: effects and completion records of those that
         succeeded, released claims of those that failed. ``owner`` identifies this
-        delivery in the claims: a message delivered again after its process died
-        passes the same owner and takes its claims over.
+        delivery in the claims (the message's id): a message delivered again after
+        its process died passes the same owner and takes its claims over.
         """
         if not items:
             return []
