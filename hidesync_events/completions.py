@@ -85,14 +85,16 @@ def _claim_in_memory(
     holder, ttl_ms, dead, message = (str(a) for a in args)
     answers: list[Value] = []
     for done, claim in zip(keys[::2], keys[1::2], strict=True):
-        current = kv.get(claim)
         if kv.exists(done):
             answers += ["done", 0]
-        elif (
-            kv.set(claim, holder, px_ms=int(ttl_ms), nx=True)
-            or current == holder
-            or (dead and current == dead)
-        ):
+            continue
+
+        if kv.set(claim, holder, px_ms=int(ttl_ms), nx=True):
+            answers += ["claimed", 0]
+            continue
+
+        current = kv.get(claim)
+        if current == holder or (dead and current == dead):
             kv.set(claim, holder, px_ms=int(ttl_ms))
             answers += ["claimed", 0]
         elif message and current is not None and current.startswith(message):
@@ -110,18 +112,23 @@ _CLAIM_MANY = Script(
     local answers = {}
     for i = 1, #KEYS, 2 do
         local done, claim = KEYS[i], KEYS[i + 1]
-        local current = redis.call('GET', claim)
         if redis.call('EXISTS', done) == 1 then
             table.insert(answers, 'done'); table.insert(answers, 0)
-        elseif redis.call('SET', claim, ARGV[1], 'NX', 'PX', ARGV[2])
-            or current == ARGV[1] or (ARGV[3] ~= '' and current == ARGV[3]) then
-            redis.call('SET', claim, ARGV[1], 'PX', ARGV[2])
+        elseif redis.call('SET', claim, ARGV[1], 'NX', 'PX', ARGV[2]) then
             table.insert(answers, 'claimed'); table.insert(answers, 0)
-        elseif ARGV[4] ~= '' and current
-            and string.sub(current, 1, #ARGV[4]) == ARGV[4] then
-            table.insert(answers, 'held'); table.insert(answers, current)
         else
-            table.insert(answers, 'busy'); table.insert(answers, redis.call('PTTL', claim))
+            -- Held already: read by whom only now, off the usual path.
+            local current = redis.call('GET', claim)
+            if current == ARGV[1] or (ARGV[3] ~= '' and current == ARGV[3]) then
+                redis.call('SET', claim, ARGV[1], 'PX', ARGV[2])
+                table.insert(answers, 'claimed'); table.insert(answers, 0)
+            elseif ARGV[4] ~= '' and current
+                and string.sub(current, 1, #ARGV[4]) == ARGV[4] then
+                table.insert(answers, 'held'); table.insert(answers, current)
+            else
+                table.insert(answers, 'busy')
+                table.insert(answers, redis.call('PTTL', claim))
+            end
         end
     end
     return answers
@@ -163,7 +170,35 @@ _SETTLE = Script(
 )
 
 
-class CompletionLog:
+class _OnePair:
+    """One pair at a time, for tests and tools: each call is one claim or settle."""
+
+    def claim_many(
+        self, pairs: Sequence[Pair], *, owner: str | None, ttl_s: float
+    ) -> list[ClaimResult]:
+        raise NotImplementedError
+
+    def settle(self, settlement: Settlement) -> None:
+        raise NotImplementedError
+
+    def claim(
+        self, event_id: str, handler: str, *, owner: str | None, ttl_s: float
+    ) -> ClaimResult:
+        """:meth:`claim_many` for one pair."""
+        return self.claim_many([(event_id, handler)], owner=owner, ttl_s=ttl_s)[0]
+
+    def complete(
+        self, event_id: str, handler: str, effects: RecordedBatch | None = None
+    ) -> None:
+        """Record that ``handler`` completed the event (with its effects)."""
+        self.settle(Settlement(completed=[((event_id, handler), effects)]))
+
+    def release(self, event_id: str, handler: str) -> None:
+        """Give a claim up after a failure, so a retry can take it."""
+        self.settle(Settlement(released=[(event_id, handler)]))
+
+
+class CompletionLog(_OnePair):
     """Claims and completion records kept in a key-value store (Redis: the fleet's)."""
 
     def __init__(self, kv: KeyValue, *, key_prefix: str, retention_s: int) -> None:
@@ -211,12 +246,6 @@ class CompletionLog:
             )
         return results
 
-    def claim(
-        self, event_id: str, handler: str, *, owner: str | None, ttl_s: float
-    ) -> ClaimResult:
-        """:meth:`claim_many` for one pair."""
-        return self.claim_many([(event_id, handler)], owner=owner, ttl_s=ttl_s)[0]
-
     def settle(self, settlement: Settlement) -> None:
         """Apply completed handlers' effects and records, release the others' claims."""
         if not settlement:
@@ -257,16 +286,6 @@ class CompletionLog:
         ]
         return Settlement(completed, settlement.released, settlement.unrecorded)
 
-    def complete(
-        self, event_id: str, handler: str, effects: RecordedBatch | None = None
-    ) -> None:
-        """Record that ``handler`` completed the event (with its effects)."""
-        self.settle(Settlement(completed=[((event_id, handler), effects)]))
-
-    def release(self, event_id: str, handler: str) -> None:
-        """Give a claim up after a failure, so a retry can take it."""
-        self.settle(Settlement(released=[(event_id, handler)]))
-
     def is_done(self, event_id: str, handler: str) -> bool:
         """Whether ``handler`` completed the event ``event_id``."""
         return self._kv.exists(self._done((event_id, handler)))
@@ -282,9 +301,13 @@ def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+#: This host, as claims name it (a process's host does not change, even forked).
+_HOST = socket.gethostname()
+
+
 def _this_process() -> str:
-    """This process, as claims name it (read at each claim: pool processes fork)."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """This process, as claims name it (its pid read at each claim: pools fork)."""
+    return f"{_HOST}:{os.getpid()}"
 
 
 #: How soon a pair held by a live delivery of the same message is looked at again.
@@ -296,7 +319,7 @@ def _has_died(holder: str) -> bool:
     be seen to have died; one elsewhere is taken to run until its claim lapses."""
     _, _, process = holder.rpartition(" ")
     host, _, pid = process.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
+    if host != _HOST or not pid.isdigit():
         return False
 
     try:
@@ -313,7 +336,7 @@ _CLAIMED = ClaimResult(Claim.CLAIMED)
 _DONE = ClaimResult(Claim.DONE)
 
 
-class MemoryCompletionLog:
+class MemoryCompletionLog(_OnePair):
     """Claims and completion records in this process's memory (eager mode).
 
     The same answers as :class:`CompletionLog`, with plain sets: eager mode asks for
@@ -362,11 +385,6 @@ class MemoryCompletionLog:
                     answers.append(_CLAIMED)
         return answers
 
-    def claim(
-        self, event_id: str, handler: str, *, owner: str | None, ttl_s: float
-    ) -> ClaimResult:
-        return self.claim_many([(event_id, handler)], owner=owner, ttl_s=ttl_s)[0]
-
     def settle(self, settlement: Settlement) -> None:
         for unrecorded in settlement.unrecorded:
             unrecorded.apply_to(self._kv.batch()).execute()
@@ -389,14 +407,6 @@ class MemoryCompletionLog:
     def unsettled(self, settlement: Settlement) -> Settlement:
         # Settling in memory either happens or raises before changing anything.
         return settlement
-
-    def complete(
-        self, event_id: str, handler: str, effects: RecordedBatch | None = None
-    ) -> None:
-        self.settle(Settlement(completed=[((event_id, handler), effects)]))
-
-    def release(self, event_id: str, handler: str) -> None:
-        self.settle(Settlement(released=[(event_id, handler)]))
 
     def is_done(self, event_id: str, handler: str) -> bool:
         pair = (event_id, handler)

@@ -85,7 +85,8 @@ def event_types_from_hint(handler: Handler) -> tuple[type[DomainEvent], ...]:
         )
 
     first = parameters[0]
-    target = handler.__call__ if not inspect.isroutine(handler) else handler  # type: ignore[operator]
+    # A callable instance: its __call__ carries the hints.
+    target = handler if inspect.isroutine(handler) else handler.__call__  # type: ignore[operator]
     try:
         annotation = typing.get_type_hints(target).get(first.name)
     except Exception as error:
