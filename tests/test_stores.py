@@ -38,6 +38,7 @@ from hidesync_events.keyvalue import (
     Value,
 )
 from hidesync_events.metrics import Metrics, bucket_upper_s, duration_bucket
+from hidesync_events.redis_server import ThrowawayRedis
 
 PREFIX = "test:stores"
 
@@ -389,6 +390,88 @@ class TestScripts:
         assert ["mine", "mia"] == first
         assert ["taken", "mia"] == second
         assert "mia" == scripted_kv.get("bench")
+
+
+def _echo_in_memory(kv: MemoryKeyValue, keys: list[str], args: list[Value]) -> Value:
+    return args[0]
+
+
+#: Answers its argument: a reply read by the wrong caller shows.
+ECHO = Script(lua="return ARGV[1]", in_memory=_echo_in_memory)
+
+
+class TestScriptsOnRedis:
+    """Scripts go over a connection of the calling thread's own (see ``_Lanes``):
+    on a real server, what breaks connections and what shares them."""
+
+    @pytest.fixture
+    def redis_kv(self, fresh_redis: ThrowawayRedis) -> RedisKeyValue:
+        return RedisKeyValue(fresh_redis.client())
+
+    def test_a_script_redis_forgot_is_loaded_again(
+        self, redis_kv: RedisKeyValue, fresh_redis: ThrowawayRedis
+    ) -> None:
+        """SCRIPT FLUSH (or a failover) empties Redis's script cache: the next run
+        loads the script again rather than fail."""
+        assert "mia" == redis_kv.run(ECHO, [], ["mia"])
+
+        fresh_redis.client().script_flush()
+
+        assert "noah" == redis_kv.run(ECHO, [], ["noah"])
+
+    def test_a_script_runs_after_redis_restarted(
+        self, redis_kv: RedisKeyValue, fresh_redis: ThrowawayRedis
+    ) -> None:
+        """A restart drops the connection and the script: both come back."""
+        assert "mia" == redis_kv.run(ECHO, [], ["mia"])
+
+        fresh_redis.restart()
+
+        assert "noah" == redis_kv.run(ECHO, [], ["noah"])
+        assert "ava" == redis_kv.run(ECHO, [], ["ava"])
+
+    def test_threads_read_their_own_replies(self, redis_kv: RedisKeyValue) -> None:
+        """Threads running scripts at once each get the answers to their calls."""
+        wrong: list[str] = []
+
+        def echo(thread: int) -> None:
+            for call in range(300):
+                sent = f"{thread}:{call}"
+                answer = redis_kv.run(ECHO, [], [sent])
+                if answer != sent:
+                    wrong.append(f"sent {sent}, got {answer}")
+
+        threads = [threading.Thread(target=echo, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+        assert [] == wrong
+
+    def test_a_forked_child_connects_on_its_own(self, redis_kv: RedisKeyValue) -> None:
+        """A prefork worker process inherits its parent's connection: parent and
+        child running scripts at once must not read each other's replies."""
+        assert "parent" == redis_kv.run(ECHO, [], ["parent"])
+        read, write = os.pipe()
+
+        pid = os.fork()
+        if pid == 0:  # the child reports how many answers were wrong, then leaves
+            wrong = sum(
+                redis_kv.run(ECHO, [], [f"child:{n}"]) != f"child:{n}"
+                for n in range(300)
+            )
+            os.write(write, str(wrong).encode())
+            os._exit(0)
+        os.close(write)
+        parent_wrong = sum(
+            redis_kv.run(ECHO, [], [f"parent:{n}"]) != f"parent:{n}" for n in range(300)
+        )
+        child_wrong = int(os.read(read, 16))
+        os.close(read)
+        os.waitpid(pid, 0)
+
+        assert (0, 0) == (parent_wrong, child_wrong)
 
 
 class TestBatch:
