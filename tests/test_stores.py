@@ -17,9 +17,11 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import fakeredis
 import pytest
+import redis
 
 from hidesync_events import DeadLetter, DeadLetterStore
 from hidesync_events.completions import (
@@ -400,6 +402,29 @@ def _echo_in_memory(kv: MemoryKeyValue, keys: list[str], args: list[Value]) -> V
 ECHO = Script(lua="return ARGV[1]", in_memory=_echo_in_memory)
 
 
+def _slow_count_in_memory(
+    kv: MemoryKeyValue, keys: list[str], args: list[Value]
+) -> int:
+    kv.hincrby(keys[0], "runs")
+    return 1
+
+
+#: Counts its runs, then keeps Redis busy for 0.3 s.
+SLOW_COUNT = Script(
+    lua="""
+    redis.call('HINCRBY', KEYS[1], 'runs', 1)
+    local started = redis.call('TIME')
+    while true do
+        local now = redis.call('TIME')
+        if (now[1] - started[1]) * 1000000 + (now[2] - started[2]) > 300000 then
+            return 1
+        end
+    end
+    """,
+    in_memory=_slow_count_in_memory,
+)
+
+
 class TestScriptsOnRedis:
     """Scripts go over a connection of the calling thread's own (see ``_Lanes``):
     on a real server, what breaks connections and what shares them."""
@@ -429,6 +454,67 @@ class TestScriptsOnRedis:
 
         assert "noah" == redis_kv.run(ECHO, [], ["noah"])
         assert "ava" == redis_kv.run(ECHO, [], ["ava"])
+
+    def test_an_interrupted_call_leaves_no_reply_for_the_next(
+        self, redis_kv: RedisKeyValue, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A call interrupted after sending (Celery's soft time limit, Ctrl-C) must
+        not leave its reply to be read as the answer to the next call."""
+        assert "warm" == redis_kv.run(ECHO, [], ["warm"])  # connected, script loaded
+        read_response = redis.connection.AbstractConnection.read_response
+        interrupts = iter([True])
+
+        def interrupted(connection: Any, *args: Any, **kwargs: Any) -> Any:
+            if next(interrupts, False):
+                raise KeyboardInterrupt
+            return read_response(connection, *args, **kwargs)
+
+        monkeypatch.setattr(
+            redis.connection.AbstractConnection, "read_response", interrupted
+        )
+        with pytest.raises(KeyboardInterrupt):
+            redis_kv.run(ECHO, [], ["mia"])
+
+        assert ["noah", "ava"] == [
+            redis_kv.run(ECHO, [], ["noah"]),
+            redis_kv.run(ECHO, [], ["ava"]),
+        ]
+
+    def test_an_argument_redis_cannot_take_raises(
+        self, redis_kv: RedisKeyValue
+    ) -> None:
+        """An argument that cannot be written (an int too long for text) raises in
+        the caller, as redis-py does; it does not bring the process down."""
+        read, write = os.pipe()
+
+        pid = os.fork()
+        if pid == 0:  # the child reports what happened, then leaves
+            try:
+                redis_kv.run(ECHO, [], [10**5000])
+            except ValueError:
+                os.write(write, redis_kv.run(ECHO, [], ["raised"]).encode())
+            os._exit(0)
+        os.close(write)
+        _, status = os.waitpid(pid, 0)
+        reported = os.read(read, 16).decode()
+        os.close(read)
+
+        assert (0, "raised") == (status, reported)
+
+    def test_a_timeout_is_raised_without_running_the_script_again(
+        self, fresh_redis: ThrowawayRedis
+    ) -> None:
+        """A script that outlasts the socket timeout may still be running: it is
+        not sent a second time, as the client would not either."""
+        redis_kv = RedisKeyValue(
+            redis.Redis(port=fresh_redis.port, socket_timeout=0.05)
+        )
+
+        with pytest.raises(redis.TimeoutError):
+            redis_kv.run(SLOW_COUNT, ["script"], [])
+        time.sleep(0.4)  # let the script finish
+
+        assert "1" == fresh_redis.client().hget("script", "runs")
 
     def test_threads_read_their_own_replies(self, redis_kv: RedisKeyValue) -> None:
         """Threads running scripts at once each get the answers to their calls."""

@@ -44,15 +44,17 @@ class RedisKeyValue:
         """Run ``script`` by its SHA-1, loading it into Redis when Redis lacks it.
 
         Scripts run on every message (claiming, settling), so they take the short way
-        of :class:`_Lanes`. When that fails (a dropped connection, a Redis that
-        restarted without the script), the client's own call runs the script again,
-        with its retries: the scripts run this way answer the same when run twice.
+        of :class:`_Lanes`. When the lane's connection turns out broken, or Redis
+        restarted without the script, the client's own call runs the script again,
+        with its retries: the scripts run this way answer the same when run twice. A
+        timeout is raised as it is, as the client raises it: the script may still be
+        running.
         """
         sha = self._scripts.get(script)
         if sha is None:
             sha = self._scripts[script] = self.client.script_load(script.lua)
 
-        with suppress(redis.ConnectionError, redis.TimeoutError, NoScriptError):
+        with suppress(redis.ConnectionError, NoScriptError):
             return self._lanes.call("EVALSHA", sha, len(keys), *keys, *args)
 
         try:
@@ -185,8 +187,8 @@ class _Lanes:
     events for observability and wraps each call in its retry loop: about 25 us of a
     worker's CPU per call, as much as the round trip itself. A lane sends a packed
     command on a connection only its thread uses and reads the reply. Errors are
-    redis-py's own (the connection disconnects itself on a socket error and connects
-    again on the next call); retrying is left to the caller.
+    redis-py's own; a call that fails or is interrupted drops its connection, and the
+    next call connects again. Retrying is left to the caller.
     """
 
     def __init__(self, client: redis.Redis) -> None:
@@ -195,8 +197,19 @@ class _Lanes:
 
     def call(self, *args: Any) -> Any:
         connection = self._connection()
-        connection.send_packed_command([pack_command(args)], check_health=False)
-        return connection.read_response()
+        # Every argument as bytes, as redis-py encodes them: hiredis formats other
+        # types itself, and crashes the process when that is interrupted.
+        packed = pack_command(tuple(map(connection.encoder.encode, args)))
+        try:
+            connection.send_packed_command([packed], check_health=False)
+            return connection.read_response()
+        except redis.ResponseError:
+            raise  # an error reply, read whole: the connection is still in step
+        except BaseException:
+            # Interrupted between sending and reading (a soft time limit, Ctrl-C):
+            # its reply would answer the next call. Drop the connection with it.
+            connection.disconnect()
+            raise
 
     def _connection(self) -> Any:
         local = self._local
