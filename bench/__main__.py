@@ -4,6 +4,7 @@ python -m bench performance [--quick]   against raw Celery, Dramatiq, blinker, p
 python -m bench growth                  cost by event size, handlers, queue depth, workers
 python -m bench reliability [--quick]   faults survived: lost, duplicated, crashed
 python -m bench scaling                 workers and Redis instances for 10k and 100k/s
+python -m bench waits [--events N]      the claim and settle round trips, timed in workers
 
 Each starts its own redis-server on loopback; the baselines need the bench extra
 (pip install -e '.[dev,bench]', which ./dev bench does).
@@ -14,7 +15,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ("growth", "performance", "reliability", "scaling")
+BENCHMARKS = ("growth", "performance", "reliability", "scaling", "waits")
 
 
 def main(argv: list[str]) -> int:

@@ -41,13 +41,26 @@ PAYLOAD = "leather " * 25  # a realistic free-text field
 
 
 class Lab:
-    """One Redis, our worker and a raw Celery worker, both idle until fed."""
+    """One Redis, our worker and a raw Celery worker, both idle until fed.
 
-    def __init__(self) -> None:
+    ``handler_modules`` and ``worker_env`` go to our worker (``bench waits`` adds a
+    module that times its round trips); ``baseline=False`` starts no Celery worker.
+    """
+
+    def __init__(
+        self,
+        *,
+        handler_modules: tuple[str, ...] = ("bench.perf_handlers",),
+        worker_env: dict[str, str] | None = None,
+        baseline: bool = True,
+    ) -> None:
         self.redis = ThrowawayRedis()
         self.client: redis.Redis
         self.fleet: WorkerFleet
         self.celery_worker: subprocess.Popen[bytes] | None = None
+        self._handler_modules = handler_modules
+        self._worker_env = worker_env or {}
+        self._baseline = baseline
 
     def __enter__(self) -> Lab:
         self.redis.start()
@@ -59,11 +72,14 @@ class Lab:
         self.fleet.start(
             "ours",
             categories=("bench",),
-            handler_modules=("bench.perf_handlers",),
+            handler_modules=self._handler_modules,
             concurrency=2,
-            env={"HIDESYNC_EVENTS_SLOW_HANDLER_S": "60"},
+            env={"HIDESYNC_EVENTS_SLOW_HANDLER_S": "60", **self._worker_env},
             loglevel="WARNING",
         )
+        if not self._baseline:
+            return self
+
         self.celery_worker = _start(
             [
                 sys.executable,
