@@ -39,6 +39,9 @@ class KeyValueBatch(Protocol):
 class Script:
     """A small atomic operation: Lua run by Redis, and the same logic in Python for
     :class:`MemoryKeyValue` (run under its lock). Both return the same values.
+
+    Redis may run a script twice: a connection that drops after the script ran loses
+    its reply, and the call is made again. Write scripts that answer the same then.
     """
 
     lua: str
