@@ -336,7 +336,7 @@ def bytes_per_queued(
 def worker_rss(lab: Lab, events: int) -> tuple[float, float, float]:
     """RSS of our worker's pool processes (MiB, summed) after 10% of ``events`` and
     at the end, and the peak."""
-    children = _children(lab.fleet.workers[0].process.pid)
+    children = child_pids(lab.fleet.workers[0].process.pid)
     samples = []
     sent = 0
     chunk = 5000
@@ -351,7 +351,7 @@ def worker_rss(lab: Lab, events: int) -> tuple[float, float, float]:
     return warm, samples[-1], max(samples)
 
 
-def _children(pid: int) -> list[int]:
+def child_pids(pid: int) -> list[int]:
     output = subprocess.run(
         ["ps", "-o", "pid=", "--ppid", str(pid)],
         capture_output=True,
