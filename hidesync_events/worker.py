@@ -51,6 +51,7 @@ class WorkerDelivery:
         self._resend = resend
         self._settings = delivery.runtime.settings
         self._deliveries_key = f"{self._settings.key_prefix}:deliveries"
+        self._longest_hold_s = longest_retry_delay_s(self._settings)
 
     def __call__(
         self,
@@ -150,6 +151,7 @@ class WorkerDelivery:
         first_failed_at: datetime | None,
     ) -> None:
         if outcome.status is Status.RETRY:
+            outcome = self._held_no_longer_than_allowed(outcome, envelope)
             failed_at = first_failed_at or datetime.now(UTC)
             kwargs = {
                 "handler": outcome.handler,
@@ -177,6 +179,44 @@ class WorkerDelivery:
             outcome.delay_s,
         )
 
+    def _held_no_longer_than_allowed(
+        self, outcome: Outcome, envelope: Envelope
+    ) -> Outcome:
+        # RetryLater may ask for any delay, and policies' delays were checked at start
+        # against the visibility timeout alone: no retry is held longer than allowed.
+        longest_s = self._longest_hold_s
+        if longest_s is None or outcome.delay_s <= longest_s:
+            return outcome
+
+        logger.warning(
+            "%s asked to retry %s %s in %gs; a Redis broker holds a delayed message at "
+            "most %gs (HIDESYNC_EVENTS_VISIBILITY_TIMEOUT_S less the hard time limit), "
+            "so it runs again then",
+            outcome.handler,
+            envelope.event_type,
+            envelope.event_id,
+            outcome.delay_s,
+            longest_s,
+        )
+        return outcome._replace(delay_s=longest_s)
+
+
+def longest_retry_delay_s(settings: Settings) -> float | None:
+    """The longest a retry may wait on this broker, or None for no limit.
+
+    A Redis broker gives a message unacknowledged for longer than the visibility
+    timeout to another worker, and a worker holds a delayed retry unacknowledged for
+    its whole delay, then runs it for up to the hard time limit.
+    """
+    if not _is_redis(settings.broker_url):
+        return None
+
+    return max(0.0, settings.visibility_timeout_s - settings.hard_time_limit_s)
+
+
+def _is_redis(broker_url: str) -> bool:
+    return broker_url.startswith(("redis://", "rediss://", "unix://"))
+
 
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
@@ -199,7 +239,7 @@ def check_fleet_settings(settings: Settings, registry: HandlerRegistry) -> None:
     to another worker. A handler running longer than that, or a retry waiting longer
     (the worker holds delayed messages unacknowledged), would run twice.
     """
-    if not settings.broker_url.startswith(("redis://", "rediss://", "unix://")):
+    if not _is_redis(settings.broker_url):
         return
 
     limit_s = settings.visibility_timeout_s

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from hidesync_events import ToolCheckedOut, effects
+from hidesync_events import RetryLater, ToolCheckedOut, effects
 from hidesync_events import delivery as delivery_module
 from hidesync_events.codec import encode
 from hidesync_events.delivery import Delivery
@@ -114,3 +114,42 @@ class TestStateStoreOutage:
         assert restarted.is_set()
         assert "1" == runtime.kv.hget("tools:reserved", "7")
         assert runtime.completions.is_done(event.event_id, "reserve")
+
+
+class TestRetryDelays:
+    @pytest.mark.parametrize(
+        ("broker_url", "sent_after_s"),
+        [
+            # Redis: the visibility timeout (3,600 s) less the hard time limit (330 s).
+            ("redis://127.0.0.1:6379/0", 3270.0),
+            ("amqp://guest:guest@127.0.0.1:5672//", 7200.0),
+        ],
+    )
+    def test_a_retry_waits_no_longer_than_the_broker_holds_it(
+        self, broker_url: str, sent_after_s: float, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A handler may ask for any delay (RetryLater), but a Redis broker gives a
+        message held longer than its visibility timeout to another worker, which
+        would run the handler while the first still holds it: the retry is sent
+        for the longest the broker allows, with a warning saying so."""
+        sent: list[tuple[str, float]] = []
+
+        def later(event: ToolCheckedOut) -> None:
+            raise RetryLater(7200)
+
+        registry = HandlerRegistry()
+        registry.add(ToolCheckedOut, later, name="later")
+        runtime = Runtime.in_memory(Settings(broker_url=broker_url))
+        worker = WorkerDelivery(
+            Delivery(registry, runtime),
+            lambda queue, envelope, kwargs, delay_s: sent.append(
+                (kwargs["handler"], delay_s)
+            ),
+        )
+        text = encode(ToolCheckedOut(tool_id=7), max_bytes=MAX_BYTES)
+
+        worker([text], message_id="m1", queue="q", redelivered=False)
+
+        assert [("later", sent_after_s)] == sent
+        capped = [r for r in caplog.records if "holds a delayed message" in r.message]
+        assert len(capped) == (1 if broker_url.startswith("redis") else 0)
