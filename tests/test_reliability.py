@@ -18,13 +18,13 @@ from kombu import Connection
 
 from hidesync_events import (
     BrokerUnavailableError,
+    SpoolFullError,
     configure,
     global_event_bus,
     queue_name,
 )
 from hidesync_events.celery_app import DELIVER_TASK
 from hidesync_events.codec import decode, encode
-from hidesync_events.errors import SpoolFullError
 from hidesync_events.metrics import Metrics
 from hidesync_events.redis_server import ThrowawayRedis
 from hidesync_events.transports.celery import CeleryTransport
