@@ -14,7 +14,7 @@ import atexit
 import importlib
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -228,8 +228,28 @@ def import_handler_modules(settings: Settings) -> None:
     Done before the Celery app is built, so the categories those modules declare are
     in its queue table.
     """
-    for module in settings.handler_modules:
-        importlib.import_module(module)
+    import_modules(settings.handler_modules)
+
+
+def import_modules(modules: Iterable[str]) -> None:
+    """Import handler modules by name.
+
+    A module that does not exist is a :class:`ConfigurationError` naming it; an error
+    raised while a module that exists is imported (a bug in it, a dependency of its
+    own missing) propagates as it is, with its traceback.
+    """
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as error:
+            missing = error.name or ""
+            if module != missing and not module.startswith(f"{missing}."):
+                raise
+            raise ConfigurationError(
+                f"cannot import handler module {module!r}: {error} (check "
+                "--handlers or HIDESYNC_EVENTS_HANDLER_MODULES, and that the "
+                "application is on the Python path)"
+            ) from error
 
 
 def check_fleet_settings(settings: Settings, registry: HandlerRegistry) -> None:

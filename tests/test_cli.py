@@ -16,6 +16,7 @@ from hidesync_events import (
     configure,
     global_event_bus,
 )
+from hidesync_events import settings as settings_module
 from hidesync_events.cli import main
 from hidesync_events.codec import encode
 from hidesync_events.redis_server import ThrowawayRedis, free_port
@@ -247,6 +248,62 @@ class TestEvents:
         schemas = json.loads(run("events", "--json-schema").output)
 
         assert "tool_id" in schemas["ToolCheckedOut"]["properties"]
+
+
+class TestConfigurationErrors:
+    """A handler module that does not exist, or a setting that is invalid, is a usage
+    error (exit 2) told in one line, not a traceback."""
+
+    @pytest.mark.parametrize(
+        "args",
+        [
+            ["events", "--handlers", "workshop.no_such_handlers"],
+            ["worker", "--broker", "memory://", "-m", "workshop.no_such_handlers"],
+        ],
+    )
+    def test_a_missing_handler_module(self, args: list[str]) -> None:
+        result = CliRunner().invoke(main, args)
+
+        assert 2 == result.exit_code
+        assert "cannot import handler module 'workshop.no_such_handlers'" in (
+            result.output
+        )
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+
+    def test_a_missing_module_from_the_environment(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Undone before the settings are read again after the test.
+        with monkeypatch.context() as patch:
+            patch.setenv("HIDESYNC_EVENTS_HANDLER_MODULES", "workshop.gone")
+            patch.setattr(settings_module, "_current", None)
+            result = CliRunner().invoke(main, ["events"])
+
+        assert 2 == result.exit_code
+        assert "cannot import handler module 'workshop.gone'" in result.output
+
+    def test_an_error_inside_a_handler_module_keeps_its_traceback(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A module that exists but fails to import (its own missing dependency) is
+        not a usage error: its traceback shows where."""
+        (tmp_path / "shop_handlers.py").write_text("import workshop_missing_dep\n")
+        monkeypatch.syspath_prepend(str(tmp_path))
+
+        result = CliRunner().invoke(main, ["events", "--handlers", "shop_handlers"])
+
+        assert isinstance(result.exception, ModuleNotFoundError)
+        assert "workshop_missing_dep" == result.exception.name
+
+    def test_an_invalid_setting(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        with monkeypatch.context() as patch:
+            patch.setenv("HIDESYNC_EVENTS_MODE", "bogus")
+            patch.setattr(settings_module, "_current", None)
+            result = CliRunner().invoke(main, ["events"])
+
+        assert 2 == result.exit_code
+        assert "invalid hidesync-events settings" in result.output
+        assert "Input should be 'eager' or 'celery'" in result.output
 
 
 class TestWorker:

@@ -23,10 +23,22 @@ from hidesync_events.cli.events import events
 from hidesync_events.cli.publish import publish
 from hidesync_events.cli.stats import stats
 from hidesync_events.cli.worker import worker
+from hidesync_events.errors import ConfigurationError
 from hidesync_events.handling import CorrelationFilter
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The commands, with invalid settings reported as a usage error (exit 2) in one
+    line: settings are read when a command first needs them, anywhere inside it."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except ConfigurationError as error:
+            raise click.UsageError(str(error)) from None
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),

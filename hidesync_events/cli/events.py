@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from hidesync_events.asyncapi import ASYNCAPI_VERSION, asyncapi_text, build_asyn
 from hidesync_events.bus import global_event_bus
 from hidesync_events.categories import queue_name
 from hidesync_events.event import DomainEvent, registered_event_types
+from hidesync_events.worker import import_modules
 
 
 @click.command()
@@ -47,8 +47,7 @@ def events(
             "--asyncapi cannot be combined with --json or --json-schema"
         )
 
-    for module in handler_modules or global_event_bus.settings.handler_modules:
-        importlib.import_module(module)
+    import_modules(handler_modules or global_event_bus.settings.handler_modules)
 
     if asyncapi_path is not None:
         _write_asyncapi(asyncapi_path)
