@@ -30,7 +30,8 @@ from hidesync_events.recorded import Recorded, read_lines
 @click.option(
     "--rejects",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Where rejected lines are written, as they were; default: PATH.rejects.jsonl.",
+    help="Where rejected lines are written, as they were; default: beside PATH, "
+    "named after it (day.jsonl: day.rejects.jsonl).",
 )
 @click.option(
     "--from-line",

@@ -52,7 +52,7 @@ def stats(
 ) -> None:
     """Per category: messages waiting and the oldest one's age, consuming workers,
     events handled and failed, dead letters; then fleet totals and the most common
-    events. Counts come from the metrics the workers flush every few seconds.
+    events. Counts come from the metrics the workers flush every second.
     """
     if as_json and watch_s is not None:
         raise click.UsageError("--json and --watch cannot be combined")
