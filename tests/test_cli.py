@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from hidesync_events import (
 from hidesync_events import settings as settings_module
 from hidesync_events.cli import main
 from hidesync_events.codec import encode
+from hidesync_events.demo.fleet import RedisFleet
 from hidesync_events.redis_server import ThrowawayRedis, free_port
 
 
@@ -332,6 +334,35 @@ class TestDemo:
         assert result.exit_code == 0, result.output
         assert "in-memory transport" in result.output
         assert "events published" in result.output
+
+
+class TestDemoWorkerLogs:
+    """The demo's workers write their logs to a folder of their own (unit: the
+    fleet's exit, without starting processes)."""
+
+    def test_are_removed_when_the_demo_went_well(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+        fleet = RedisFleet(workers=1)
+
+        fleet.__exit__(None, None, None)
+
+        assert [] == list(tmp_path.iterdir())
+
+    def test_are_kept_and_named_when_it_failed(
+        self,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+        fleet = RedisFleet(workers=1)
+
+        fleet.__exit__(RuntimeError, RuntimeError("a worker died"), None)
+
+        [logs] = tmp_path.iterdir()
+        assert f"the demo workers' logs are in {logs}" in capsys.readouterr().err
 
 
 def _broker() -> str:

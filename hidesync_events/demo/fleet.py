@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -122,7 +123,7 @@ class RedisFleet(Fleet):
         self._wait_until_ready()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, error_type: type[BaseException] | None, *exc: Any) -> None:
         for process in self._processes:
             process.terminate()
         for process in self._processes:
@@ -132,6 +133,12 @@ class RedisFleet(Fleet):
                 process.kill()
         if self._redis is not None:
             self._redis.close()
+
+        # The workers' logs are worth keeping only when the demo went wrong.
+        if error_type is None:
+            shutil.rmtree(self._logs, ignore_errors=True)
+        else:
+            print(f"the demo workers' logs are in {self._logs}", file=sys.stderr)
 
     def worker_log(self, index: int) -> str:
         return (self._logs / f"worker{index}.log").read_text(errors="replace")
