@@ -275,11 +275,9 @@ class TestConfigurationErrors:
     def test_a_missing_module_from_the_environment(
         self, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        # Undone before the settings are read again after the test.
-        with monkeypatch.context() as patch:
-            patch.setenv("HIDESYNC_EVENTS_HANDLER_MODULES", "workshop.gone")
-            patch.setattr(settings_module, "_current", None)
-            result = CliRunner().invoke(main, ["events"])
+        result = _events_with_environment(
+            monkeypatch, HIDESYNC_EVENTS_HANDLER_MODULES="workshop.gone"
+        )
 
         assert 2 == result.exit_code
         assert "cannot import handler module 'workshop.gone'" in result.output
@@ -298,14 +296,23 @@ class TestConfigurationErrors:
         assert "workshop_missing_dep" == result.exception.name
 
     def test_an_invalid_setting(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        with monkeypatch.context() as patch:
-            patch.setenv("HIDESYNC_EVENTS_MODE", "bogus")
-            patch.setattr(settings_module, "_current", None)
-            result = CliRunner().invoke(main, ["events"])
+        result = _events_with_environment(monkeypatch, HIDESYNC_EVENTS_MODE="bogus")
 
         assert 2 == result.exit_code
         assert "invalid hidesync-events settings" in result.output
         assert "Input should be 'eager' or 'celery'" in result.output
+
+
+def _events_with_environment(
+    monkeypatch: pytest.MonkeyPatch, **variables: str
+) -> Result:
+    """``hidesync-events events`` with settings read afresh from these variables."""
+    # Undone before the test's teardown reads the settings again.
+    with monkeypatch.context() as patch:
+        for name, value in variables.items():
+            patch.setenv(name, value)
+        patch.setattr(settings_module, "_current", None)
+        return CliRunner().invoke(main, ["events"])
 
 
 class TestWorker:
