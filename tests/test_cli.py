@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -365,11 +367,52 @@ class TestDemoWorkerLogs:
     ) -> None:
         monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
         fleet = RedisFleet(workers=1)
+        fleet._processes = [subprocess.Popen(["true"])]  # a worker that started
 
         fleet.__exit__(RuntimeError, RuntimeError("a worker died"), None)
 
         [logs] = tmp_path.iterdir()
         assert f"the demo workers' logs are in {logs}" in capsys.readouterr().err
+
+    def test_are_kept_when_not_everything_was_handled(
+        self,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+        fleet = RedisFleet(workers=1)
+        fleet._processes = [subprocess.Popen(["true"])]
+        fleet.incomplete = True
+
+        fleet.__exit__(None, None, None)
+
+        [logs] = tmp_path.iterdir()
+        assert f"the demo workers' logs are in {logs}" in capsys.readouterr().err
+
+    def test_a_fleet_that_fails_to_start_stops_its_redis(
+        self, monkeypatch: pytest.MonkeyPatch, redis_server: ThrowawayRedis
+    ) -> None:
+        """A failure while the fleet starts (here: no worker can start) stops the
+        Redis it had started: no with-block would."""
+        started: list[ThrowawayRedis] = []
+        start = ThrowawayRedis.start
+
+        def start_and_note(server: ThrowawayRedis, *args: Any) -> ThrowawayRedis:
+            started.append(server)
+            return start(server, *args)
+
+        def no_worker(*args: Any) -> subprocess.Popen[bytes]:
+            raise OSError("no worker today")
+
+        monkeypatch.setattr(ThrowawayRedis, "start", start_and_note)
+        fleet = RedisFleet(workers=1)
+        monkeypatch.setattr(fleet, "_start_worker", no_worker)
+
+        with pytest.raises(OSError, match="no worker today"):
+            fleet.__enter__()
+
+        assert [False] == [server.running for server in started]
 
 
 def _broker() -> str:

@@ -62,6 +62,7 @@ def run_demo(
         complete = _wait_until_handled(
             fleet, before, sum(published.values()), progress, timeout_s
         )
+        fleet.incomplete = not complete
         handle_s = time.perf_counter() - started
         figures = DemoFigures(
             published=published,

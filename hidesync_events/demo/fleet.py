@@ -34,6 +34,8 @@ class Fleet(AbstractContextManager["Fleet"]):
     """Configures this process to publish to the fleet, and reports what it handled."""
 
     description = ""
+    #: Set when the fleet did not handle everything: what it leaves behind is kept.
+    incomplete = False
 
     def totals(self) -> MetricsSnapshot:
         """The fleet's counters as they stand."""
@@ -116,11 +118,16 @@ class RedisFleet(Fleet):
         self._logs = Path(tempfile.mkdtemp(prefix="hidesync-demo-"))
 
     def __enter__(self) -> Fleet:
-        self._redis = ThrowawayRedis().start()
-        _use(self._redis.url, handler_modules=DEMO_HANDLER_MODULES)
-        for index, categories in enumerate(self._category_groups()):
-            self._processes.append(self._start_worker(index, categories))
-        self._wait_until_ready()
+        try:
+            self._redis = ThrowawayRedis().start()
+            _use(self._redis.url, handler_modules=DEMO_HANDLER_MODULES)
+            for index, categories in enumerate(self._category_groups()):
+                self._processes.append(self._start_worker(index, categories))
+            self._wait_until_ready()
+        except BaseException as error:
+            # Not started, so no with-block will stop what did start.
+            self.__exit__(type(error), error, error.__traceback__)
+            raise
         return self
 
     def __exit__(self, error_type: type[BaseException] | None, *exc: Any) -> None:
@@ -134,8 +141,10 @@ class RedisFleet(Fleet):
         if self._redis is not None:
             self._redis.close()
 
-        # The workers' logs are worth keeping only when the demo went wrong.
-        if error_type is None:
+        # The workers' logs are worth keeping only when the demo went wrong, and
+        # some worker started.
+        went_well = error_type is None and not self.incomplete
+        if went_well or not self._processes:
             shutil.rmtree(self._logs, ignore_errors=True)
         else:
             print(f"the demo workers' logs are in {self._logs}", file=sys.stderr)
