@@ -152,5 +152,17 @@ def _load(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as error:
         raise ConfigurationError(
-            f"invalid hidesync-events settings: {error}"
+            f"invalid hidesync-events settings: {_problems(error)}"
         ) from error
+
+
+def _problems(error: ValidationError) -> str:
+    # One line: each setting by name and variable, what is wrong, what was given.
+    problems = []
+    for problem in error.errors():
+        name = "_".join(map(str, problem["loc"]))
+        problems.append(
+            f"{name} (HIDESYNC_EVENTS_{name.upper()}): {problem['msg']} "
+            f"(got {problem['input']!r})"
+        )
+    return "; ".join(problems)

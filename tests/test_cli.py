@@ -300,9 +300,11 @@ class TestConfigurationErrors:
     def test_an_invalid_setting(self, monkeypatch: pytest.MonkeyPatch) -> None:
         result = _events_with_environment(monkeypatch, HIDESYNC_EVENTS_MODE="bogus")
 
+        [error] = [line for line in result.output.splitlines() if "Error" in line]
         assert 2 == result.exit_code
-        assert "invalid hidesync-events settings" in result.output
-        assert "Input should be 'eager' or 'celery'" in result.output
+        assert error.startswith("Error: invalid hidesync-events settings: mode ")
+        assert "(HIDESYNC_EVENTS_MODE): Input should be 'eager' or 'celery'" in error
+        assert "(got 'bogus')" in error
 
 
 def _events_with_environment(
