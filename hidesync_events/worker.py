@@ -239,6 +239,11 @@ def import_modules(modules: Iterable[str]) -> None:
     own missing) propagates as it is, with its traceback.
     """
     for module in modules:
+        if not module or module.startswith("."):
+            raise ConfigurationError(
+                f"handler modules are named in full (package.module), got {module!r}"
+            )
+
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as error:

@@ -274,6 +274,13 @@ class TestConfigurationErrors:
         )
         assert result.exception is None or isinstance(result.exception, SystemExit)
 
+    @pytest.mark.parametrize("name", ["", ".relative", "..relative"])
+    def test_a_name_that_cannot_be_a_module(self, name: str) -> None:
+        result = CliRunner().invoke(main, ["events", "--handlers", name])
+
+        assert 2 == result.exit_code
+        assert f"named in full (package.module), got {name!r}" in result.output
+
     def test_a_missing_module_from_the_environment(
         self, monkeypatch: pytest.MonkeyPatch
     ) -> None:
@@ -292,10 +299,11 @@ class TestConfigurationErrors:
         (tmp_path / "shop_handlers.py").write_text("import workshop_missing_dep\n")
         monkeypatch.syspath_prepend(str(tmp_path))
 
-        result = CliRunner().invoke(main, ["events", "--handlers", "shop_handlers"])
+        for command in (["events"], ["stats", "--broker", "memory://"]):
+            result = CliRunner().invoke(main, [*command, "--handlers", "shop_handlers"])
 
-        assert isinstance(result.exception, ModuleNotFoundError)
-        assert "workshop_missing_dep" == result.exception.name
+            assert isinstance(result.exception, ModuleNotFoundError), command
+            assert "workshop_missing_dep" == result.exception.name
 
     def test_an_invalid_setting(self, monkeypatch: pytest.MonkeyPatch) -> None:
         result = _events_with_environment(monkeypatch, HIDESYNC_EVENTS_MODE="bogus")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -166,3 +169,35 @@ class TestCompose:
 
         assert command[command.index("--appendonly") + 1] == "yes"
         assert command[command.index("--maxmemory-policy") + 1] == "noeviction"
+
+
+class TestCeleryEntryPoint:
+    def test_a_handler_module_that_fails_to_import_is_named(
+        self, tmp_path: Path
+    ) -> None:
+        """``celery -A workers`` takes any ImportError raised while importing the app
+        module for "no app here" and hides it; the app module says which handler
+        module failed instead, with the original error chained."""
+        (tmp_path / "shop_handlers.py").write_text("import workshop_missing_dep\n")
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(ROOT), str(tmp_path)]),
+            "HIDESYNC_EVENTS_MODE": "celery",
+            "HIDESYNC_EVENTS_BROKER_URL": "memory://",
+            "HIDESYNC_EVENTS_HANDLER_MODULES": "shop_handlers",
+        }
+
+        result = subprocess.run(
+            [sys.executable, "-c", "import workers.celery"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+        assert 0 != result.returncode
+        assert (
+            "ConfigurationError: a handler module of HIDESYNC_EVENTS_HANDLER_MODULES "
+            "failed to import: ModuleNotFoundError: No module named "
+            "'workshop_missing_dep'"
+        ) in result.stderr

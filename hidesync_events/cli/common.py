@@ -13,6 +13,7 @@ from kombu.exceptions import OperationalError
 
 from hidesync_events.errors import BrokerUnavailableError, ConfigurationError
 from hidesync_events.settings import configure, get_settings
+from hidesync_events.worker import import_modules
 
 EXIT_REJECTED = 1
 EXIT_UNREACHABLE = 3
@@ -38,18 +39,12 @@ handlers_option = click.option(
 def import_handler_modules(
     handler_modules: tuple[str, ...], *, needed_for: str
 ) -> None:
-    """Import the modules given with --handlers (an error names the one that fails),
-    or else the settings' (a warning says what ``needed_for`` then lacks)."""
+    """Import the modules given with --handlers (as a worker does: a module that does
+    not exist is a usage error), or else the settings' (a warning says what
+    ``needed_for`` then lacks)."""
     # Application event types, and their handlers, are declared in these modules.
-    for module in handler_modules:
-        try:
-            importlib.import_module(module)
-        except ImportError as error:
-            raise click.BadParameter(
-                f"cannot import {module!r}: {error}", param_hint="--handlers"
-            ) from None
-
     if handler_modules:
+        import_modules(handler_modules)
         return
 
     for module in get_settings().handler_modules:
