@@ -54,6 +54,7 @@ class Reporter:
         self.runtime = runtime
         self._retries_wait = retries_wait
         self._slow_s = runtime.settings.slow_handler_s
+        self._longest_delay_s = runtime.settings.longest_retry_delay_s
 
     def not_claimed(
         self,
@@ -145,6 +146,8 @@ class Reporter:
 
         if policy.should_retry(error, attempt):
             delay_s = policy.delay_s(attempt, error) if self._retries_wait else 0.0
+            if delay_s > self._longest_delay_s:
+                delay_s = self._held_no_longer(subscription, envelope, delay_s)
             runtime.metrics.count("retries", subscription.name)
             logger.info(
                 "retry %d of %s for %s %s in %.2fs",
@@ -158,6 +161,25 @@ class Reporter:
             return Outcome(subscription.name, Status.RETRY, attempt, delay_s, error)
 
         return self._give_up(subscription, envelope, attempt, error, first_failed_at)
+
+    def _held_no_longer(
+        self, subscription: Subscription, envelope: Envelope, delay_s: float
+    ) -> float:
+        # RetryLater may ask for any delay; a worker holds a retry unacknowledged,
+        # and past the broker's limit the broker would hand it to a second worker.
+        longest_s = self._longest_delay_s
+        limit = self.runtime.settings.unacknowledged_limit
+        logger.warning(
+            "%s asked to retry %s %s in %.1fs; a retry waits at most %.1fs here (%s), "
+            "so it runs again then",
+            subscription.name,
+            envelope.event_type,
+            envelope.event_id,
+            delay_s,
+            longest_s,
+            f"{limit.what} less the hard time limit" if limit else "no broker limit",
+        )
+        return longest_s
 
     def _give_up(
         self,

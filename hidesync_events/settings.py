@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
+from urllib.parse import urlsplit
 
 from kombu.utils.url import maybe_sanitize_url
 from pydantic import Field, ValidationError, field_validator
@@ -54,6 +55,10 @@ class Settings(BaseSettings):
     completion_retention_s: int = Field(default=7 * 24 * 3600, ge=1)
     #: How long a message may stay unacknowledged on Redis before it is delivered again.
     visibility_timeout_s: int = Field(default=3600, ge=1)
+    #: RabbitMQ's ``consumer_timeout`` (a server setting, 30 minutes by default): how
+    #: long it lets a delivery stay unacknowledged before it closes the channel. Set it
+    #: to the server's value.
+    amqp_consumer_timeout_s: int = Field(default=1800, ge=1)
     #: The longest a handler may run before it is stopped and counted as failed.
     handler_time_limit_s: float = Field(default=300.0, gt=0)
     #: How many times a message may be delivered without finishing (worker crashes)
@@ -90,6 +95,36 @@ class Settings(BaseSettings):
         return self.handler_time_limit_s + min(30.0, self.handler_time_limit_s)
 
     @property
+    def unacknowledged_limit(self) -> UnacknowledgedLimit | None:
+        """How long the broker lets a message stay unacknowledged; None for a broker
+        without such a limit."""
+        transport = urlsplit(self.broker_url).scheme.lower().partition("+")[0]
+        if transport in _REDIS_TRANSPORTS:
+            return UnacknowledgedLimit(
+                "the Redis visibility timeout",
+                "HIDESYNC_EVENTS_VISIBILITY_TIMEOUT_S",
+                self.visibility_timeout_s,
+            )
+        if transport in _AMQP_TRANSPORTS:
+            return UnacknowledgedLimit(
+                "RabbitMQ's consumer timeout",
+                "HIDESYNC_EVENTS_AMQP_CONSUMER_TIMEOUT_S",
+                self.amqp_consumer_timeout_s,
+            )
+        return None
+
+    @property
+    def longest_retry_delay_s(self) -> float:
+        """The longest a retry may wait. A worker holds a delayed retry unacknowledged
+        for its whole delay, then runs it for up to the hard time limit, all within
+        the broker's limit; a broker without one still keeps a retry at most
+        :data:`LONGEST_RETRY_WITHOUT_LIMIT_S`."""
+        limit = self.unacknowledged_limit
+        if limit is None:
+            return LONGEST_RETRY_WITHOUT_LIMIT_S
+        return max(0.0, limit.seconds - self.hard_time_limit_s)
+
+    @property
     def resolved_state_url(self) -> str:
         """The state store URL for Celery mode, derived from the broker when unset."""
         if self.state_url:
@@ -112,6 +147,22 @@ def _cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "hidesync-events"
 
+
+class UnacknowledgedLimit(NamedTuple):
+    """How long a broker lets a message stay unacknowledged, and where that is set."""
+
+    what: str
+    variable: str
+    seconds: int
+
+
+#: kombu's transports for Redis, and redis-py's socket form, by URL scheme.
+_REDIS_TRANSPORTS = frozenset({"redis", "rediss", "sentinel", "unix"})
+_AMQP_TRANSPORTS = frozenset({"amqp", "amqps", "pyamqp", "librabbitmq"})
+
+#: The longest a retry waits on a broker that sets no limit: a worker holds it in
+#: memory meanwhile, and a longer wait belongs to a scheduler.
+LONGEST_RETRY_WITHOUT_LIMIT_S = 7 * 24 * 3600.0
 
 _lock = threading.Lock()
 _current: Settings | None = None

@@ -51,7 +51,6 @@ class WorkerDelivery:
         self._resend = resend
         self._settings = delivery.runtime.settings
         self._deliveries_key = f"{self._settings.key_prefix}:deliveries"
-        self._longest_hold_s = longest_retry_delay_s(self._settings)
 
     def __call__(
         self,
@@ -151,7 +150,6 @@ class WorkerDelivery:
         first_failed_at: datetime | None,
     ) -> None:
         if outcome.status is Status.RETRY:
-            outcome = self._held_no_longer_than_allowed(outcome, envelope)
             failed_at = first_failed_at or datetime.now(UTC)
             kwargs = {
                 "handler": outcome.handler,
@@ -178,44 +176,6 @@ class WorkerDelivery:
             kwargs,
             outcome.delay_s,
         )
-
-    def _held_no_longer_than_allowed(
-        self, outcome: Outcome, envelope: Envelope
-    ) -> Outcome:
-        # RetryLater may ask for any delay, and policies' delays were checked at start
-        # against the visibility timeout alone: no retry is held longer than allowed.
-        longest_s = self._longest_hold_s
-        if longest_s is None or outcome.delay_s <= longest_s:
-            return outcome
-
-        logger.warning(
-            "%s asked to retry %s %s in %gs; a Redis broker holds a delayed message at "
-            "most %gs (HIDESYNC_EVENTS_VISIBILITY_TIMEOUT_S less the hard time limit), "
-            "so it runs again then",
-            outcome.handler,
-            envelope.event_type,
-            envelope.event_id,
-            outcome.delay_s,
-            longest_s,
-        )
-        return outcome._replace(delay_s=longest_s)
-
-
-def longest_retry_delay_s(settings: Settings) -> float | None:
-    """The longest a retry may wait on this broker, or None for no limit.
-
-    A Redis broker gives a message unacknowledged for longer than the visibility
-    timeout to another worker, and a worker holds a delayed retry unacknowledged for
-    its whole delay, then runs it for up to the hard time limit.
-    """
-    if not _is_redis(settings.broker_url):
-        return None
-
-    return max(0.0, settings.visibility_timeout_s - settings.hard_time_limit_s)
-
-
-def _is_redis(broker_url: str) -> bool:
-    return broker_url.startswith(("redis://", "rediss://", "unix://"))
 
 
 def _text(value: object) -> str | None:
@@ -258,19 +218,22 @@ def import_modules(modules: Iterable[str]) -> None:
 
 
 def check_fleet_settings(settings: Settings, registry: HandlerRegistry) -> None:
-    """Refuse settings under which a Redis broker would deliver a message twice.
+    """Refuse settings under which the broker would deliver a message twice.
 
     Redis hands a message that stays unacknowledged longer than the visibility timeout
-    to another worker. A handler running longer than that, or a retry waiting longer
-    (the worker holds delayed messages unacknowledged), would run twice.
+    to another worker; RabbitMQ closes the channel of a delivery unacknowledged past
+    its consumer timeout, and delivers it again. A worker holds a delayed retry
+    unacknowledged for its whole delay and then runs it: a handler running longer
+    than the limit, or a retry waiting longer than the limit less the run, would run
+    twice.
     """
-    if not _is_redis(settings.broker_url):
+    limit = settings.unacknowledged_limit
+    if limit is None:
         return
 
-    limit_s = settings.visibility_timeout_s
     longest_run_s = settings.hard_time_limit_s
     problems = []
-    if longest_run_s >= limit_s:
+    if longest_run_s >= limit.seconds:
         problems.append(
             f"a delivery may run {longest_run_s:g}s (HIDESYNC_EVENTS_HANDLER_TIME_LIMIT_S "
             "plus its grace)"
@@ -283,16 +246,20 @@ def check_fleet_settings(settings: Settings, registry: HandlerRegistry) -> None:
         if s.retry
     ]
     for owner, policy in policies:
-        if policy is not None and policy.longest_delay_s >= limit_s:
+        if (
+            policy is not None
+            and policy.longest_delay_s > settings.longest_retry_delay_s
+        ):
             problems.append(
-                f"{owner} waits up to {policy.longest_delay_s:g}s between attempts"
+                f"{owner} waits up to {policy.longest_delay_s:g}s between attempts, "
+                f"and the attempt may then run {longest_run_s:g}s"
             )
 
     if problems:
         raise ConfigurationError(
-            f"the Redis visibility timeout (HIDESYNC_EVENTS_VISIBILITY_TIMEOUT_S = "
-            f"{limit_s}s) must exceed how long a message can stay unacknowledged, but "
-            f"{'; '.join(problems)}. Raise the visibility timeout or lower those limits."
+            f"{limit.what} ({limit.variable} = {limit.seconds}s) must exceed how long "
+            f"a message can stay unacknowledged, but {'; '.join(problems)}. Raise "
+            "it or lower those limits."
         )
 
 

@@ -7,7 +7,13 @@ from typing import Any
 
 import pytest
 
-from hidesync_events import RetryLater, ToolCheckedOut, effects
+from hidesync_events import (
+    ConfigurationError,
+    RetryLater,
+    RetryPolicy,
+    ToolCheckedOut,
+    effects,
+)
 from hidesync_events import delivery as delivery_module
 from hidesync_events.codec import encode
 from hidesync_events.delivery import Delivery
@@ -15,7 +21,7 @@ from hidesync_events.redis_server import ThrowawayRedis
 from hidesync_events.runtime import Runtime
 from hidesync_events.settings import Settings
 from hidesync_events.subscriptions import HandlerRegistry
-from hidesync_events.worker import WorkerDelivery
+from hidesync_events.worker import WorkerDelivery, check_fleet_settings
 
 MAX_BYTES = 1024 * 1024
 
@@ -120,22 +126,50 @@ class TestRetryDelays:
     @pytest.mark.parametrize(
         ("broker_url", "sent_after_s"),
         [
-            # Redis: the visibility timeout (3,600 s) less the hard time limit (330 s).
+            # The visibility timeout (3,600 s) less the hard time limit (330 s).
             ("redis://127.0.0.1:6379/0", 3270.0),
-            ("amqp://guest:guest@127.0.0.1:5672//", 7200.0),
+            ("REDIS://127.0.0.1:6379/0", 3270.0),
+            ("sentinel://127.0.0.1:26379", 3270.0),
+            # RabbitMQ's consumer timeout (1,800 s) less the hard time limit.
+            ("amqp://guest:guest@127.0.0.1:5672//", 1470.0),
+            # No broker limit: held as asked, up to seven days.
+            ("memory://", 7200.0),
         ],
     )
     def test_a_retry_waits_no_longer_than_the_broker_holds_it(
         self, broker_url: str, sent_after_s: float, caplog: pytest.LogCaptureFixture
     ) -> None:
-        """A handler may ask for any delay (RetryLater), but a Redis broker gives a
-        message held longer than its visibility timeout to another worker, which
-        would run the handler while the first still holds it: the retry is sent
-        for the longest the broker allows, with a warning saying so."""
+        """A handler may ask for any delay (RetryLater), but a worker holds a retry
+        unacknowledged, and a broker gives a message held past its limit to another
+        worker, which would run the handler while the first still holds it: the
+        retry is sent for the longest the broker allows, with a warning saying so,
+        and the retry logged is the one sent."""
+        sent = self._retried(broker_url, RetryLater(7200), caplog)
+
+        assert [("later", sent_after_s)] == sent
+        warned = [r for r in caplog.records if "a retry waits at most" in r.message]
+        assert len(warned) == (0 if sent_after_s == 7200.0 else 1)
+        assert any(f"in {sent_after_s:.2f}s" in r.message for r in caplog.records)
+
+    @pytest.mark.parametrize("delay_s", [float("inf"), 1e12])
+    def test_a_delay_no_clock_can_reach_is_held_at_most_seven_days(
+        self, delay_s: float, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """On a broker without a limit an endless delay would overflow the retry's
+        due time (and lose the retries of the message's other handlers)."""
+        sent = self._retried("memory://", RetryLater(delay_s), caplog)
+
+        assert [("later", 7 * 24 * 3600.0)] == sent
+
+    @staticmethod
+    def _retried(
+        broker_url: str, request: RetryLater, caplog: pytest.LogCaptureFixture
+    ) -> list[tuple[str, float]]:
+        caplog.set_level("INFO", logger="hidesync.events.delivery")
         sent: list[tuple[str, float]] = []
 
         def later(event: ToolCheckedOut) -> None:
-            raise RetryLater(7200)
+            raise request
 
         registry = HandlerRegistry()
         registry.add(ToolCheckedOut, later, name="later")
@@ -149,7 +183,36 @@ class TestRetryDelays:
         text = encode(ToolCheckedOut(tool_id=7), max_bytes=MAX_BYTES)
 
         worker([text], message_id="m1", queue="q", redelivered=False)
+        return sent
 
-        assert [("later", sent_after_s)] == sent
-        capped = [r for r in caplog.records if "holds a delayed message" in r.message]
-        assert len(capped) == (1 if broker_url.startswith("redis") else 0)
+
+class TestFleetSettingsCheck:
+    @pytest.mark.parametrize(
+        ("broker_url", "limit"),
+        [
+            ("redis://127.0.0.1:6379/0", "the Redis visibility timeout"),
+            ("amqp://guest:guest@127.0.0.1:5672//", "RabbitMQ's consumer timeout"),
+        ],
+    )
+    def test_a_policy_waiting_past_the_limit_less_the_run_is_refused(
+        self, broker_url: str, limit: str
+    ) -> None:
+        """A retry is held unacknowledged for its delay and then runs: a policy
+        whose longest wait leaves no room for the run, under the broker's limit,
+        is refused at start rather than cut short at every retry."""
+        registry = HandlerRegistry()
+        slow = RetryPolicy(max_attempts=2, backoff_s=1700.0, max_backoff_s=1700.0)
+        registry.add(ToolCheckedOut, lambda event: None, name="slow", retry=slow)
+        settings = Settings(broker_url=broker_url, visibility_timeout_s=1800)
+
+        with pytest.raises(ConfigurationError, match=limit) as refused:
+            check_fleet_settings(settings, registry)
+
+        assert "slow's retry policy waits up to 1700s" in str(refused.value)
+
+    def test_a_broker_without_a_limit_is_not_checked(self) -> None:
+        registry = HandlerRegistry()
+        slow = RetryPolicy(max_attempts=2, backoff_s=9e5, max_backoff_s=9e5)
+        registry.add(ToolCheckedOut, lambda event: None, name="slow", retry=slow)
+
+        check_fleet_settings(Settings(broker_url="memory://"), registry)
