@@ -369,33 +369,25 @@ class TestDemoWorkerLogs:
 
         assert [] == list(tmp_path.iterdir())
 
-    def test_are_kept_and_named_when_it_failed(
+    @pytest.mark.parametrize("how", ["raised", "incomplete"])
+    def test_are_kept_and_named_when_it_went_wrong(
         self,
+        how: str,
         tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str],
     ) -> None:
+        """An error, or a run that did not handle every event, once a worker had
+        started: the logs stay, and the demo says where."""
         monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
         fleet = RedisFleet(workers=1)
         fleet._processes = [subprocess.Popen(["true"])]  # a worker that started
 
-        fleet.__exit__(RuntimeError, RuntimeError("a worker died"), None)
-
-        [logs] = tmp_path.iterdir()
-        assert f"the demo workers' logs are in {logs}" in capsys.readouterr().err
-
-    def test_are_kept_when_not_everything_was_handled(
-        self,
-        tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str],
-    ) -> None:
-        monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-        fleet = RedisFleet(workers=1)
-        fleet._processes = [subprocess.Popen(["true"])]
-        fleet.incomplete = True
-
-        fleet.__exit__(None, None, None)
+        if how == "raised":
+            fleet.__exit__(RuntimeError, RuntimeError("a worker died"), None)
+        else:
+            fleet.incomplete = True
+            fleet.__exit__(None, None, None)
 
         [logs] = tmp_path.iterdir()
         assert f"the demo workers' logs are in {logs}" in capsys.readouterr().err
