@@ -7,6 +7,7 @@ Celery's own exponential-backoff helper (full jitter, capped).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from celery.utils.time import get_exponential_backoff_interval
@@ -23,7 +24,8 @@ class RetryLater(Exception):
 
     def __init__(self, delay_s: float, reason: str = "") -> None:
         super().__init__(reason or f"handler asked to be retried in {delay_s}s")
-        self.delay_s = delay_s
+        # Seconds as a float, as every delay is computed and logged.
+        self.delay_s = float(delay_s)
         self.reason = reason
 
 
@@ -51,9 +53,9 @@ class RetryPolicy:
                 f"max_attempts must be at least 1, got {self.max_attempts}"
             )
 
-        if self.backoff_s < 0 or self.max_backoff_s < 0:
+        if not (0 <= self.backoff_s < math.inf and 0 <= self.max_backoff_s < math.inf):
             raise ValueError(
-                f"backoff_s and max_backoff_s must not be negative, got "
+                f"backoff_s and max_backoff_s must be finite and not negative, got "
                 f"backoff_s={self.backoff_s!r}, max_backoff_s={self.max_backoff_s!r}"
             )
 
@@ -100,5 +102,7 @@ class RetryPolicy:
         if self.max_attempts == 1:
             return 0.0
 
-        longest: float = self.backoff_s * 2.0 ** (self.max_attempts - 2)
+        # Past 2**64 any finite cap has long been reached (and the power overflows).
+        doublings = min(self.max_attempts - 2, 64)
+        longest: float = self.backoff_s * 2.0**doublings
         return min(self.max_backoff_s, longest)

@@ -12,7 +12,6 @@ import os
 import threading
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple
-from urllib.parse import urlsplit
 
 from kombu.utils.url import maybe_sanitize_url
 from pydantic import Field, ValidationError, field_validator
@@ -45,11 +44,11 @@ class Settings(BaseSettings):
     handler_modules: Annotated[tuple[str, ...], NoDecode] = ("workers.handlers",)
 
     retry_max_attempts: int = Field(default=5, ge=1)
-    retry_backoff_s: float = Field(default=1.0, ge=0)
-    retry_max_backoff_s: float = Field(default=300.0, ge=0)
+    retry_backoff_s: float = Field(default=1.0, ge=0, allow_inf_nan=False)
+    retry_max_backoff_s: float = Field(default=300.0, ge=0, allow_inf_nan=False)
     retry_jitter: bool = True
 
-    slow_handler_s: float = Field(default=1.0, gt=0)
+    slow_handler_s: float = Field(default=1.0, gt=0, allow_inf_nan=False)
     max_envelope_bytes: int = Field(default=1024 * 1024, ge=1024)
     #: How long a completed (event, handler) pair is remembered to skip a redelivery.
     completion_retention_s: int = Field(default=7 * 24 * 3600, ge=1)
@@ -60,13 +59,13 @@ class Settings(BaseSettings):
     #: to the server's value.
     amqp_consumer_timeout_s: int = Field(default=1800, ge=1)
     #: The longest a handler may run before it is stopped and counted as failed.
-    handler_time_limit_s: float = Field(default=300.0, gt=0)
+    handler_time_limit_s: float = Field(default=300.0, gt=0, allow_inf_nan=False)
     #: How many times a message may be delivered without finishing (worker crashes)
     #: before it is dead-lettered as worker-lost.
     max_deliveries: int = Field(default=5, ge=1)
 
     #: How long ``publish`` may try to reach the broker before spooling the event.
-    publish_timeout_s: float = Field(default=1.0, gt=0)
+    publish_timeout_s: float = Field(default=1.0, gt=0, allow_inf_nan=False)
     #: Keep events the broker could not take in a local file, sent on when it is back.
     spool_enabled: bool = True
     spool_dir: Path = Field(default_factory=lambda: _cache_dir() / "spool")
@@ -98,7 +97,10 @@ class Settings(BaseSettings):
     def unacknowledged_limit(self) -> UnacknowledgedLimit | None:
         """How long the broker lets a message stay unacknowledged; None for a broker
         without such a limit."""
-        transport = urlsplit(self.broker_url).scheme.lower().partition("+")[0]
+        # As kombu reads a URL: "transport://...", "transport+driver://...", and
+        # without "://" its default transport, AMQP.
+        scheme, found, _ = self.broker_url.partition("://")
+        transport = scheme.lower().partition("+")[0] if found else "amqp"
         if transport in _REDIS_TRANSPORTS:
             return UnacknowledgedLimit(
                 "the Redis visibility timeout",
@@ -117,12 +119,12 @@ class Settings(BaseSettings):
     def longest_retry_delay_s(self) -> float:
         """The longest a retry may wait. A worker holds a delayed retry unacknowledged
         for its whole delay, then runs it for up to the hard time limit, all within
-        the broker's limit; a broker without one still keeps a retry at most
-        :data:`LONGEST_RETRY_WITHOUT_LIMIT_S`."""
+        the broker's limit; and never longer than :data:`LONGEST_RETRY_S`."""
         limit = self.unacknowledged_limit
         if limit is None:
-            return LONGEST_RETRY_WITHOUT_LIMIT_S
-        return max(0.0, limit.seconds - self.hard_time_limit_s)
+            return LONGEST_RETRY_S
+        within_limit_s = max(0.0, limit.seconds - self.hard_time_limit_s)
+        return min(within_limit_s, LONGEST_RETRY_S)
 
     @property
     def resolved_state_url(self) -> str:
@@ -160,9 +162,9 @@ class UnacknowledgedLimit(NamedTuple):
 _REDIS_TRANSPORTS = frozenset({"redis", "rediss", "sentinel", "unix"})
 _AMQP_TRANSPORTS = frozenset({"amqp", "amqps", "pyamqp", "librabbitmq"})
 
-#: The longest a retry waits on a broker that sets no limit: a worker holds it in
-#: memory meanwhile, and a longer wait belongs to a scheduler.
-LONGEST_RETRY_WITHOUT_LIMIT_S = 7 * 24 * 3600.0
+#: The longest a retry waits, whatever the broker: a worker holds it in memory
+#: meanwhile, and a longer wait belongs to a scheduler.
+LONGEST_RETRY_S = 7 * 24 * 3600.0
 
 _lock = threading.Lock()
 _current: Settings | None = None

@@ -248,7 +248,7 @@ def check_fleet_settings(settings: Settings, registry: HandlerRegistry) -> None:
     for owner, policy in policies:
         if (
             policy is not None
-            and policy.longest_delay_s > settings.longest_retry_delay_s
+            and policy.longest_delay_s >= settings.longest_retry_delay_s
         ):
             problems.append(
                 f"{owner} waits up to {policy.longest_delay_s:g}s between attempts, "

@@ -19,11 +19,19 @@ class TestValidation:
             RetryPolicy(max_attempts=max_attempts)
 
     @pytest.mark.parametrize(
-        "arguments", [{"backoff_s": -0.1}, {"max_backoff_s": -1.0}]
+        "arguments",
+        [
+            {"backoff_s": -0.1},
+            {"max_backoff_s": -1.0},
+            {"max_backoff_s": float("inf")},
+            {"backoff_s": float("nan")},
+        ],
     )
-    def test_negative_backoff_is_refused(self, arguments: dict[str, float]) -> None:
-        """Neither backoff_s nor max_backoff_s may be negative."""
-        with pytest.raises(ValueError, match="must not be negative"):
+    def test_a_negative_or_endless_backoff_is_refused(
+        self, arguments: dict[str, float]
+    ) -> None:
+        """backoff_s and max_backoff_s must be finite and not negative."""
+        with pytest.raises(ValueError, match="must be finite and not negative"):
             RetryPolicy(**arguments)
 
     def test_defaults(self) -> None:

@@ -144,7 +144,7 @@ class TestRetryDelays:
         worker, which would run the handler while the first still holds it: the
         retry is sent for the longest the broker allows, with a warning saying so,
         and the retry logged is the one sent."""
-        sent = self._retried(broker_url, RetryLater(7200), caplog)
+        sent = self._retried({"broker_url": broker_url}, RetryLater(7200), caplog)
 
         assert [("later", sent_after_s)] == sent
         warned = [r for r in caplog.records if "a retry waits at most" in r.message]
@@ -152,18 +152,29 @@ class TestRetryDelays:
         assert any(f"in {sent_after_s:.2f}s" in r.message for r in caplog.records)
 
     @pytest.mark.parametrize("delay_s", [float("inf"), 1e12])
+    @pytest.mark.parametrize(
+        "settings",
+        [
+            {"broker_url": "memory://"},
+            # A broker limit past a week does not lift the week.
+            {"broker_url": "amqp://127.0.0.1//", "amqp_consumer_timeout_s": 10**12},
+        ],
+    )
     def test_a_delay_no_clock_can_reach_is_held_at_most_seven_days(
-        self, delay_s: float, caplog: pytest.LogCaptureFixture
+        self,
+        delay_s: float,
+        settings: dict[str, Any],
+        caplog: pytest.LogCaptureFixture,
     ) -> None:
-        """On a broker without a limit an endless delay would overflow the retry's
-        due time (and lose the retries of the message's other handlers)."""
-        sent = self._retried("memory://", RetryLater(delay_s), caplog)
+        """An endless delay would overflow the retry's due time (and lose the
+        retries of the message's other handlers)."""
+        sent = self._retried(settings, RetryLater(delay_s), caplog)
 
         assert [("later", 7 * 24 * 3600.0)] == sent
 
     @staticmethod
     def _retried(
-        broker_url: str, request: RetryLater, caplog: pytest.LogCaptureFixture
+        settings: dict[str, Any], request: RetryLater, caplog: pytest.LogCaptureFixture
     ) -> list[tuple[str, float]]:
         caplog.set_level("INFO", logger="hidesync.events.delivery")
         sent: list[tuple[str, float]] = []
@@ -173,7 +184,7 @@ class TestRetryDelays:
 
         registry = HandlerRegistry()
         registry.add(ToolCheckedOut, later, name="later")
-        runtime = Runtime.in_memory(Settings(broker_url=broker_url))
+        runtime = Runtime.in_memory(Settings(**settings))
         worker = WorkerDelivery(
             Delivery(registry, runtime),
             lambda queue, envelope, kwargs, delay_s: sent.append(
@@ -209,6 +220,36 @@ class TestFleetSettingsCheck:
             check_fleet_settings(settings, registry)
 
         assert "slow's retry policy waits up to 1700s" in str(refused.value)
+
+    def test_a_policy_at_the_limit_is_refused(self) -> None:
+        """Waiting exactly the limit less the run leaves no room: refused."""
+        registry = HandlerRegistry()
+        at = RetryPolicy(max_attempts=2, backoff_s=1470.0, max_backoff_s=1470.0)
+        registry.add(ToolCheckedOut, lambda event: None, name="at", retry=at)
+
+        with pytest.raises(ConfigurationError, match="at's retry policy"):
+            check_fleet_settings(Settings(broker_url="amqp://127.0.0.1//"), registry)
+
+    @pytest.mark.parametrize("broker_url", ["", "rabbit.internal:5672"])
+    def test_a_url_without_a_scheme_is_checked_as_kombu_reads_it(
+        self, broker_url: str
+    ) -> None:
+        """kombu takes a URL without a scheme for AMQP: so does the check."""
+        settings = Settings(broker_url=broker_url)
+
+        assert settings.unacknowledged_limit is not None
+        assert "RabbitMQ's consumer timeout" == settings.unacknowledged_limit.what
+
+    def test_many_attempts_are_checked_without_overflowing(self) -> None:
+        """The longest delay of a policy of a thousand attempts is its cap."""
+        registry = HandlerRegistry()
+        settings = Settings(
+            broker_url="redis://127.0.0.1:6379/0", retry_max_attempts=1100
+        )
+
+        check_fleet_settings(settings, registry)
+
+        assert 300.0 == RetryPolicy(max_attempts=1100).longest_delay_s
 
     def test_a_broker_without_a_limit_is_not_checked(self) -> None:
         registry = HandlerRegistry()
