@@ -56,7 +56,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     transport_options: dict[str, Any] = {
         "visibility_timeout": settings.visibility_timeout_s
     }
-    if settings.broker_url.startswith(("amqp://", "amqps://", "pyamqp://")):
+    if settings.broker_kind == "amqp":
         transport_options["confirm_publish"] = True
 
     return {

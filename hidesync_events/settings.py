@@ -94,20 +94,30 @@ class Settings(BaseSettings):
         return self.handler_time_limit_s + min(30.0, self.handler_time_limit_s)
 
     @property
-    def unacknowledged_limit(self) -> UnacknowledgedLimit | None:
-        """How long the broker lets a message stay unacknowledged; None for a broker
-        without such a limit."""
-        # As kombu reads a URL: "transport://...", "transport+driver://...", and
-        # without "://" its default transport, AMQP.
+    def broker_kind(self) -> Literal["redis", "amqp"] | None:
+        """Which broker the URL names, as kombu reads it ("transport://...",
+        "transport+driver://...", and without "://" its default, AMQP); None for
+        another transport (memory://, for tests)."""
         scheme, found, _ = self.broker_url.partition("://")
         transport = scheme.lower().partition("+")[0] if found else "amqp"
         if transport in _REDIS_TRANSPORTS:
+            return "redis"
+        if transport in _AMQP_TRANSPORTS:
+            return "amqp"
+        return None
+
+    @property
+    def unacknowledged_limit(self) -> UnacknowledgedLimit | None:
+        """How long the broker lets a message stay unacknowledged; None for a broker
+        without such a limit."""
+        kind = self.broker_kind
+        if kind == "redis":
             return UnacknowledgedLimit(
                 "the Redis visibility timeout",
                 "HIDESYNC_EVENTS_VISIBILITY_TIMEOUT_S",
                 self.visibility_timeout_s,
             )
-        if transport in _AMQP_TRANSPORTS:
+        if kind == "amqp":
             return UnacknowledgedLimit(
                 "RabbitMQ's consumer timeout",
                 "HIDESYNC_EVENTS_AMQP_CONSUMER_TIMEOUT_S",
@@ -132,7 +142,8 @@ class Settings(BaseSettings):
         if self.state_url:
             return self.state_url
 
-        if self.broker_url.startswith(("redis://", "rediss://", "unix://")):
+        # The URLs redis-py connects to as they are (a Sentinel URL is not one).
+        if self.broker_url.lower().startswith(("redis://", "rediss://", "unix://")):
             return self.broker_url
 
         if self.broker_url.startswith("memory://"):

@@ -92,13 +92,28 @@ class TestCeleryConfig:
 
         assert [f"hidesync.events.{c}" for c in known_categories()] == queues
 
-    def test_rabbitmq_publishes_with_confirms(self) -> None:
+    @pytest.mark.parametrize(
+        "broker_url",
+        [
+            "amqp://guest:guest@127.0.0.1:5672//",
+            "AMQP://guest:guest@127.0.0.1:5672//",
+            "pyamqp://guest:guest@127.0.0.1:5672//",
+        ],
+    )
+    def test_rabbitmq_publishes_with_confirms(self, broker_url: str) -> None:
         """With an AMQP broker, publish returns only once the broker confirmed."""
-        config = celery_config(
-            configure(broker_url="amqp://guest:guest@127.0.0.1:5672//")
-        )
+        config = celery_config(configure(broker_url=broker_url))
 
         assert config["broker_transport_options"]["confirm_publish"] is True
+
+    def test_a_redis_broker_in_capitals_is_the_state_store_too(self) -> None:
+        settings = configure(broker_url="REDIS://127.0.0.1:6390/3")
+
+        assert "REDIS://127.0.0.1:6390/3" == settings.resolved_state_url
+        assert (
+            "confirm_publish"
+            not in (celery_config(settings)["broker_transport_options"])
+        )
 
 
 class TestCompose:
