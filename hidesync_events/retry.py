@@ -102,7 +102,8 @@ class RetryPolicy:
         if self.max_attempts == 1:
             return 0.0
 
-        # Past 2**64 any finite cap has long been reached (and the power overflows).
+        # In whole milliseconds, as delay_s computes it. Past 2**64 any finite cap has
+        # long been reached (and the power overflows).
         doublings = min(self.max_attempts - 2, 64)
-        longest: float = self.backoff_s * 2.0**doublings
-        return min(self.max_backoff_s, longest)
+        longest_ms = round(self.backoff_s * 1000) << doublings
+        return min(round(self.max_backoff_s * 1000), longest_ms) / 1000

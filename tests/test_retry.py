@@ -196,11 +196,16 @@ class TestLongestDelay:
         """longest_delay_s is the capped delay before the last attempt."""
         assert expected_s == policy.longest_delay_s
 
-    @pytest.mark.parametrize("max_attempts", [2, 3, 6, 11])
-    def test_bounds_every_delay(self, max_attempts: int) -> None:
-        """No delay the policy computes exceeds longest_delay_s."""
+    @pytest.mark.parametrize("max_attempts", [2, 3, 6, 11, 21])
+    @pytest.mark.parametrize("backoff_s", [0.25, 0.0015])
+    def test_bounds_every_delay(self, max_attempts: int, backoff_s: float) -> None:
+        """No delay the policy computes exceeds longest_delay_s, down to the
+        millisecond the delays are rounded to."""
         policy = RetryPolicy(
-            max_attempts=max_attempts, backoff_s=0.25, max_backoff_s=30.0, jitter=False
+            max_attempts=max_attempts,
+            backoff_s=backoff_s,
+            max_backoff_s=30.0,
+            jitter=False,
         )
 
         delays = [policy.delay_s(attempt) for attempt in range(1, max_attempts)]
