@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import tempfile
 from pathlib import Path
@@ -62,20 +61,14 @@ def main(argv: list[str]) -> int:
 
 def _cpu_s(groups: dict[str, list[int]]) -> dict[str, float]:
     """CPU seconds (user and system) each group of processes has used so far."""
-    spent = {}
-    for name, pids in groups.items():
-        if pids == [os.getpid()]:
-            usage = resource.getrusage(resource.RUSAGE_SELF)
-            spent[name] = usage.ru_utime + usage.ru_stime
-            continue
+    return {name: sum(map(_process_cpu_s, pids)) for name, pids in groups.items()}
 
-        total = 0.0
-        for pid in pids:
-            # Fields 14 and 15 of /proc/<pid>/stat, counted after the command name.
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / _TICKS
-        spent[name] = total
-    return spent
+
+def _process_cpu_s(pid: int) -> float:
+    # Fields 14 and 15 of /proc/<pid>/stat (all the process's threads), counted after
+    # the command name; this process reads its own the same way.
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
 def _cpu_table(spent: dict[str, float], events: int, rate: float) -> Table:
