@@ -18,7 +18,7 @@ from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import partial
-from itertools import compress, islice
+from itertools import islice
 from typing import Protocol, TypeVar
 
 from hidesync_events.keyvalue import KeyValue
@@ -137,7 +137,8 @@ class Metrics:
         self._shared = MetricsSnapshot()
         self._counters = self._totals.counters
         self._counts: deque[tuple[str, str, int]] = deque()
-        self._finished: deque[Finished] = deque()
+        #: Finished handler runs, as (handler, duration bucket).
+        self._runs: deque[tuple[str, int]] = deque()
         _renew_lock_in_forked_children(self)
 
     def after_fork(self) -> None:
@@ -158,13 +159,18 @@ class Metrics:
     def handler_finished(
         self, handler: str, event_type: str, duration_s: float, *, failed: bool
     ) -> None:
-        run = (handler, event_type, duration_s, failed)
-        finished = self._finished
-        finished.append(run)
+        # A run is noted as its handler and duration bucket, the key it is counted
+        # under: one small tuple, and one pass of Counter when folded.
+        runs = self._runs
+        runs.append((handler, _bucket_of(duration_s)))
+        if failed:
+            self._counts.append(("handler_errors", f"{handler}:{event_type}", 1))
         if self.exporter is not None:
             # At once: a process killed before its next fold keeps these counted.
-            self.exporter.handlers_finished((run,))
-        if len(finished) >= _FOLD_EVERY:
+            self.exporter.handlers_finished(
+                ((handler, event_type, duration_s, failed),)
+            )
+        if len(runs) >= _FOLD_EVERY:
             self._fold_now()
 
     def snapshot(self) -> MetricsSnapshot:
@@ -178,25 +184,17 @@ class Metrics:
             self._fold()
 
     def _fold(self) -> None:
-        # The noted items are taken off their deques and tallied by C code (Counter,
-        # zip, map, compress): Python runs once per distinct key, not once per item.
+        # The noted items are taken off their deques and tallied by Counter, in C:
+        # Python runs once per distinct key, not once per item.
         counters = self._counters
         counts = Counter(_take_all(self._counts))
         for (family, key, amount), times in counts.items():
             counters[family][key] += amount * times
 
-        finished = _take_all(self._finished)
-        if not finished:
-            return
-
-        handlers, event_types, durations, failed = zip(*finished, strict=True)
-        counters["handler_runs"].update(handlers)
-        buckets = Counter(zip(handlers, map(_bucket_of, durations), strict=True))
-        for (handler, bucket), times in buckets.items():
-            counters["durations"][f"{handler}|{bucket}"] += times
-        failures = Counter(compress(zip(handlers, event_types, strict=True), failed))
-        for (handler, event_type), times in failures.items():
-            counters["handler_errors"][f"{handler}:{event_type}"] += times
+        runs, durations = counters["handler_runs"], counters["durations"]
+        for (handler, bucket), times in Counter(_take_all(self._runs)).items():
+            runs[handler] += times
+            durations[f"{handler}|{bucket}"] += times
 
     def reset(self) -> None:
         with self._lock:
@@ -204,7 +202,7 @@ class Metrics:
             self._shared = MetricsSnapshot()
             self._counters = self._totals.counters
             self._counts.clear()
-            self._finished.clear()
+            self._runs.clear()
 
     def flush(self, kv: KeyValue, key_prefix: str) -> None:
         """Add what was counted since the last flush to the shared totals in ``kv``."""
