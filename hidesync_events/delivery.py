@@ -171,25 +171,34 @@ class Delivery:
             if pairs
             else []
         )
-        claims = iter(answers)
+        claims = zip(pairs, answers, strict=True)
 
         settlement = Settlement()
         outcomes = []
         try:
             for envelope, subscription in items:
-                claim = None if subscription.idempotent else next(claims)
-                if claim is not None and claim.claim is not Claim.CLAIMED:
-                    outcomes.append(
-                        self.report.not_claimed(subscription, envelope, attempt, claim)
-                    )
-                    continue
+                pair: Pair | None = None
+                if not subscription.idempotent:
+                    pair, claim = next(claims)
+                    if claim.claim is not Claim.CLAIMED:
+                        outcomes.append(
+                            self.report.not_claimed(
+                                subscription, envelope, attempt, claim
+                            )
+                        )
+                        continue
 
                 outcome, effects = self._invoke(
                     subscription, envelope, attempt, first_failed_at
                 )
-                done = outcome.status is Status.DONE
-                _note(settlement, subscription, envelope, done, effects)
                 outcomes.append(outcome)
+                if pair is None:
+                    if effects is not None:
+                        settlement.unrecorded.append(effects)
+                elif outcome.status is Status.DONE:
+                    settlement.completed.append((pair, effects))
+                else:
+                    settlement.released.append(pair)
         except BaseException:
             # Interrupted (Ctrl-C, a cancelled task): settle what ran, and give the
             # claims of what did not back now rather than when they lapse.
@@ -326,7 +335,9 @@ class Delivery:
         try:
             # Not even an empty span when tracing is off: this runs for every handler.
             if self.runtime.tracing is None:
-                self._call(subscription, envelope)
+                result = subscription.handler(envelope.event)
+                if result is not None:
+                    self._await_returned(result)
             else:
                 with self.runtime.tracing.handling(
                     envelope, subscription.name, attempt
@@ -348,7 +359,11 @@ class Delivery:
 
     def _call(self, subscription: Subscription, envelope: Envelope) -> None:
         result = subscription.handler(envelope.event)
-        if result is not None and inspect.isawaitable(result):
+        if result is not None:
+            self._await_returned(result)
+
+    def _await_returned(self, result: object) -> None:
+        if inspect.isawaitable(result):
             # A sync handler that returned an awaitable: run it on the process loop.
             self.runtime.loop.run(
                 _awaited(result),

@@ -47,6 +47,11 @@ class Outcome(NamedTuple):
     error: BaseException | None = None
 
 
+#: Builds an Outcome from all five fields, in C: the named tuple's own constructor,
+#: which fills in defaults, is Python code, and every handler run makes an outcome.
+_new_outcome = tuple.__new__
+
+
 class Reporter:
     """Counts, logs and, when a handler gives up, dead-letters the attempts."""
 
@@ -115,7 +120,9 @@ class Reporter:
                 envelope.event_id,
                 extra=log_fields(subscription, envelope, attempt),
             )
-        return Outcome(subscription.name, Status.DONE, attempt)
+        return _new_outcome(
+            Outcome, (subscription.name, Status.DONE, attempt, 0.0, None)
+        )
 
     def failed(
         self,
