@@ -1,7 +1,7 @@
 """From measured figures to a fleet: how many workers and Redis instances a rate needs.
 
-    python -m bench scaling [--per-process-single 508] [--per-process-idempotent 608]
-                            [--per-process-batched 23389]
+    python -m bench scaling [--per-process-single 688] [--per-process-idempotent 836]
+                            [--per-process-batched 33098]
 
 The model: events arrive with the recorded workshop day's category mix; a worker
 process handles a measured number of events per second (one event per message, with
@@ -164,9 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench scaling", description=__doc__
     )
-    parser.add_argument("--per-process-single", type=float, default=508.0)
-    parser.add_argument("--per-process-idempotent", type=float, default=608.0)
-    parser.add_argument("--per-process-batched", type=float, default=23389.0)
+    parser.add_argument("--per-process-single", type=float, default=688.0)
+    parser.add_argument("--per-process-idempotent", type=float, default=836.0)
+    parser.add_argument("--per-process-batched", type=float, default=33098.0)
     parser.add_argument("--seconds", type=float, default=3.0)
     args = parser.parse_args(argv)
 
