@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 import pytest
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hidesync_events import (
     CATALOGUE,
@@ -141,6 +141,29 @@ class CodecTestsLegacyVersioned(DomainEvent, category="codec_tests", schema_vers
     def __init__(self, vat_id: str) -> None:
         super().__init__()
         self.vat_id = vat_id
+
+
+class CodecTestsAliasedJson(DomainEvent, category="codec_tests"):
+    """Writes its own JSON: by alias, without its unset optional fields."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    tool: int = Field(0, alias="toolId")
+    note: str | None = None
+
+    def model_dump_json(self, **options: Any) -> str:
+        options.setdefault("by_alias", True)
+        options.setdefault("exclude_none", True)
+        return super().model_dump_json(**options)
+
+    @classmethod
+    def model_validate_json(
+        cls, json_data: str | bytes | bytearray, **options: Any
+    ) -> CodecTestsAliasedJson:
+        cls.validated_by_own_method += 1
+        return super().model_validate_json(json_data, **options)
+
+    validated_by_own_method: ClassVar[int] = 0
 
 
 #: A value for every optional catalogue field: their defaults are all None.
@@ -324,6 +347,22 @@ class TestEnvelope:
             "project_id": None,
             "due_date": "2024-01-20",
         } == GOOD_ENVELOPES["declared"]["payload"]
+
+    def test_a_class_that_writes_its_own_json_is_sent_and_read_its_way(self) -> None:
+        """An event overriding ``model_dump_json`` travels as that method writes it,
+        and its handlers' copy is read by its own ``model_validate_json``."""
+        event = CodecTestsAliasedJson(tool=3, event_id=EVENT_ID)
+        before = CodecTestsAliasedJson.validated_by_own_method
+
+        envelope = seal(event, max_bytes=MAX_BYTES)
+
+        payload = json.loads(envelope.text)["payload"]
+        assert json.loads(event.model_dump_json()) == payload
+        assert "toolId" in payload
+        assert "note" not in payload
+        assert before + 1 == CodecTestsAliasedJson.validated_by_own_method
+        assert event == envelope.event
+        assert event == decode(envelope.text, max_bytes=MAX_BYTES).event
 
     def test_given_correlation_and_causation_are_carried(self) -> None:
         """Given correlation and causation ids are written and read back."""
