@@ -99,8 +99,8 @@ def _in_multiprocess_mode() -> bool:
 class PrometheusExporter:
     """Feeds the built-in metrics of one process into Prometheus counters.
 
-    Attached to :class:`~hidesync_events.metrics.Metrics`, which calls it when it counts
-    and when it folds the handler runs it noted.
+    Attached to :class:`~hidesync_events.metrics.Metrics`, which calls it for every
+    count and every finished handler run as they are noted, before they are folded.
     """
 
     def __init__(self) -> None:
