@@ -80,7 +80,7 @@ class Lab:
         if not self._baseline:
             return self
 
-        self.celery_worker = _start(
+        self.celery_worker = start_process(
             [
                 sys.executable,
                 "-m",
@@ -104,7 +104,7 @@ class Lab:
 
     def __exit__(self, *exc: object) -> None:
         self.fleet.stop()
-        _stop(self.celery_worker)
+        stop_process(self.celery_worker)
         global_event_bus.close()
         self.redis.close()
 
@@ -120,7 +120,7 @@ class Lab:
             time.sleep(0.01)
 
 
-def _start(command: list[str]) -> subprocess.Popen[bytes]:
+def start_process(command: list[str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         command,
         cwd=ROOT,
@@ -130,7 +130,7 @@ def _start(command: list[str]) -> subprocess.Popen[bytes]:
     )
 
 
-def _stop(process: subprocess.Popen[bytes] | None) -> None:
+def stop_process(process: subprocess.Popen[bytes] | None) -> None:
     if process is not None and process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:
@@ -139,7 +139,7 @@ def _stop(process: subprocess.Popen[bytes] | None) -> None:
             process.kill()
 
 
-def _raw_payload() -> str:
+def raw_payload() -> str:
     # The raw task carries a string as long as our envelope: the same JSON size.
     return "x" * len(encode(Benchmarked(payload=PAYLOAD), max_bytes=2**20))
 
@@ -173,7 +173,7 @@ def publish_many_ours(lab: Lab, count: int) -> float:
 
 
 def publish_celery(lab: Lab, count: int) -> float:
-    task, payload = _trivial(), _raw_payload()
+    task, payload = _trivial(), raw_payload()
     started = time.perf_counter()
     for _ in range(count):
         task.apply_async(args=[payload], queue=CELERY_IDLE)
@@ -206,7 +206,7 @@ def e2e_batches_ours(lab: Lab, count: int) -> float:
 
 
 def e2e_celery(lab: Lab, count: int) -> float:
-    task, payload = _trivial(), _raw_payload()
+    task, payload = _trivial(), raw_payload()
     started = time.perf_counter()
     for _ in range(count):
         task.apply_async(args=[payload], queue=CELERY_QUEUE)
@@ -221,7 +221,7 @@ def latency_p99_ours(
     event_type: type[BenchmarkPayload] = Benchmarked,
 ) -> float:
     lab.client.delete("bench:latency:hidesync")
-    _paced(
+    paced(
         count,
         rate,
         lambda: global_event_bus.publish(
@@ -229,22 +229,22 @@ def latency_p99_ours(
         ),
     )
     lab.wait_drained(OUR_QUEUE)
-    return _p99(lab.client.lrange("bench:latency:hidesync", 0, -1))
+    return p99(lab.client.lrange("bench:latency:hidesync", 0, -1))
 
 
 def latency_p99_celery(lab: Lab, count: int, rate: float) -> float:
     lab.client.delete("bench:latency:celery")
-    task, payload = _trivial(), _raw_payload()
-    _paced(
+    task, payload = _trivial(), raw_payload()
+    paced(
         count,
         rate,
         lambda: task.apply_async(args=[payload, time.time()], queue=CELERY_QUEUE),
     )
     lab.wait_drained(CELERY_QUEUE)
-    return _p99(lab.client.lrange("bench:latency:celery", 0, -1))
+    return p99(lab.client.lrange("bench:latency:celery", 0, -1))
 
 
-def _paced(count: int, rate: float, send: Callable[[], object]) -> None:
+def paced(count: int, rate: float, send: Callable[[], object]) -> None:
     start = time.monotonic()
     for n in range(count):
         pause = start + n / rate - time.monotonic()
@@ -253,7 +253,7 @@ def _paced(count: int, rate: float, send: Callable[[], object]) -> None:
         send()
 
 
-def _p99(values: list[Any]) -> float:
+def p99(values: list[Any]) -> float:
     ordered = sorted(float(v) for v in values)
     return (
         ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
@@ -267,7 +267,7 @@ def _p99(values: list[Any]) -> float:
 
 @contextmanager
 def dramatiq_workers(processes: int, threads: int) -> Iterator[None]:
-    worker = _start(
+    worker = start_process(
         [
             sys.executable,
             "-m",
@@ -285,13 +285,13 @@ def dramatiq_workers(processes: int, threads: int) -> Iterator[None]:
     try:
         yield
     finally:
-        _stop(worker)
+        stop_process(worker)
 
 
 def e2e_dramatiq(lab: Lab, count: int) -> float:
     from bench.baselines import dramatiq_trivial
 
-    payload = _raw_payload()
+    payload = raw_payload()
     started = time.perf_counter()
     for _ in range(count):
         dramatiq_trivial.send(payload)
@@ -500,7 +500,7 @@ def _one_per_message(
 
 
 def _memory(lab: Lab, runs: int, count: int) -> list[Result]:
-    task, payload = _trivial(), _raw_payload()
+    task, payload = _trivial(), raw_payload()
 
     def ours_single(n: int) -> None:
         for _ in range(n):
