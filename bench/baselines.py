@@ -32,27 +32,27 @@ DRAMATIQ_QUEUE = "bench_dramatiq"
 # -- raw Celery --------------------------------------------------------------------------
 
 _LIMITS = Settings()
+#: The raw Celery worker settings: those hidesync-events' workers run with.
+CELERY_SETTINGS: dict[str, Any] = {
+    "task_serializer": "json",
+    "accept_content": ["json"],
+    "task_acks_late": True,
+    "task_reject_on_worker_lost": True,
+    "worker_prefetch_multiplier": 1,
+    "task_ignore_result": True,
+    "broker_connection_retry_on_startup": True,
+    "worker_hijack_root_logger": False,
+    "task_soft_time_limit": _LIMITS.handler_time_limit_s,
+    "task_time_limit": _LIMITS.hard_time_limit_s,
+}
 celery_app = Celery("bench", broker=BROKER_URL, set_as_current=False)
-celery_app.conf.update(
-    task_serializer="json",
-    accept_content=["json"],
-    task_acks_late=True,
-    task_reject_on_worker_lost=True,
-    worker_prefetch_multiplier=1,
-    task_ignore_result=True,
-    broker_connection_retry_on_startup=True,
-    worker_hijack_root_logger=False,
-    task_default_queue=CELERY_QUEUE,
-    task_soft_time_limit=_LIMITS.handler_time_limit_s,
-    task_time_limit=_LIMITS.hard_time_limit_s,
-)
+celery_app.conf.update(CELERY_SETTINGS, task_default_queue=CELERY_QUEUE)
 
 
 LATENCY_KEY = "bench:latency:celery"
 
 
-@celery_app.task(name="bench.trivial", shared=False)
-def trivial(payload: str, sent_at: float = 0.0) -> None:
+def trivial_body(payload: str, sent_at: float = 0.0) -> None:
     """Does nothing with its payload (the cost measured is Celery's own), unless
     asked to record its latency, as the hidesync-events handler does."""
     if sent_at:
@@ -60,12 +60,18 @@ def trivial(payload: str, sent_at: float = 0.0) -> None:
         _redis().rpush(LATENCY_KEY, round(latency_ms, 3))
 
 
+#: The raw task: a Celery app per broker registers the same body under one name.
+trivial = celery_app.task(name="bench.trivial", shared=False)(trivial_body)
+
 _client: list[redis.Redis] = []
 
 
 def _redis() -> redis.Redis:
+    # Latency samples go to the broker's Redis, or to BENCH_STATE_URL's when the
+    # broker is not a Redis (RabbitMQ, in bench.amqp).
     if not _client:
-        _client.append(redis.Redis.from_url(BROKER_URL))
+        url = os.environ.get("BENCH_STATE_URL") or BROKER_URL
+        _client.append(redis.Redis.from_url(url))
     return _client[0]
 
 

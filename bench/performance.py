@@ -3,10 +3,13 @@
     python -m bench performance               # every scenario, 3 repetitions
     python -m bench performance --quick       # smaller sizes, 2 repetitions
     python -m bench performance --rss-events 1000000
+    python -m bench performance --amqp-url amqp://guest:guest@127.0.0.1:5672//
 
 Starts its own ``redis-server`` on loopback and its own worker processes, runs each
 scenario for hidesync-events and its baseline alternately, and prints one table of
-medians with the min-max spread and the ratio against the target.
+medians with the min-max spread and the ratio against the target. The single-event
+scenarios run on RabbitMQ too, at ``--amqp-url`` (loopback by default), when one
+answers there (see :mod:`bench.amqp`).
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ import time
 
 from rich.console import Console
 
-from bench import inprocess, queues
+from bench import amqp, inprocess, queues
 from bench.results import machine, render
+from tests.support.rabbitmq import RABBITMQ_URL
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +36,11 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         help="events for the worker memory test (default 200k)",
     )
+    parser.add_argument(
+        "--amqp-url",
+        default=RABBITMQ_URL,
+        help="the RabbitMQ for the single-event scenarios on AMQP (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     runs = args.runs or (2 if args.quick else 3)
 
@@ -43,7 +52,12 @@ def main(argv: list[str] | None = None) -> int:
         runs, quick=args.quick, rss_events=args.rss_events
     )
     results += broker_results
+    problem = amqp.unavailable(args.amqp_url)
+    if problem is None:
+        results += amqp.run(runs, quick=args.quick, url=args.amqp_url)
     console.print(render(results, extra))
+    if problem is not None:
+        console.print(f"RabbitMQ scenarios left out: {problem}")
     console.print(f"{len(results)} scenarios in {time.monotonic() - started:.0f} s")
     return 0 if all(r.met for r in results) else 1
 
