@@ -110,7 +110,9 @@ def table(title: str, rows: list[tuple[str, str]]) -> Table:
 
 def main(argv: list[str] | None = None) -> int:
     argparse.ArgumentParser(
-        prog="python -m bench growth", description=__doc__
+        prog="python -m bench growth",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     ).parse_args(argv)
     console = Console(width=100)
     console.print(

@@ -454,7 +454,9 @@ def render(rows: list[Row]) -> Table:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m bench reliability", description=__doc__
+        prog="python -m bench reliability",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--quick", action="store_true", help="smaller sizes, short outages"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import statistics
@@ -33,7 +34,16 @@ class Result:
         return ours / theirs if theirs else float("inf")
 
     @property
+    def has_target(self) -> bool:
+        """False for rows shown for reading only (a bar of infinity)."""
+        return math.isfinite(self.bar)
+
+    @property
     def met(self) -> bool:
+        """Whether the ratio reaches the target; a row without one always does."""
+        if not self.has_target:
+            return True
+
         return (
             self.ratio >= self.bar
             if self.better == "higher"
@@ -66,11 +76,18 @@ def render(results: list[Result], extra: list[tuple[str, str]]) -> Table:
             f"{r.baseline}: {_spread(r.theirs, r.unit)}",
             f"{r.ratio:.2f}x",
             r.target,
-            "met" if r.met else "NOT MET",
+            _verdict(r),
         )
     for name, value in extra:
         table.add_row(name, value, "", "", "", "")
     return table
+
+
+def _verdict(result: Result) -> str:
+    if not result.has_target:
+        return ""
+
+    return "met" if result.met else "NOT MET"
 
 
 def _spread(values: list[float], unit: str) -> str:

@@ -28,8 +28,17 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench waits")
-    parser.add_argument("--events", type=int, default=6000)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench waits",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--events",
+        type=int,
+        default=6000,
+        help="events to publish, one per message (default: %(default)s)",
+    )
     events = parser.parse_args(argv).events
 
     rounds = Path(tempfile.mkdtemp(prefix="bench-rounds-"))
