@@ -114,7 +114,7 @@ class AmqpLab:
         stop_process(self.raw_worker)
         global_event_bus.close()
         try:
-            self._delete_queues()
+            self.broker.delete_queues(self.raw, self.raw_idle)
         finally:
             self.connection.release()
             self.redis.close()
@@ -133,12 +133,6 @@ class AmqpLab:
 
     def purge(self, queue: str) -> None:
         self.connection.default_channel.queue_purge(queue)
-
-    def _delete_queues(self) -> None:
-        self.broker.delete_queues()
-        channel = self.connection.default_channel
-        for queue in (self.raw, self.raw_idle):
-            channel.queue_delete(queue)
 
 
 # -- scenarios ----------------------------------------------------------------------------

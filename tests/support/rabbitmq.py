@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from kombu import Connection, Queue
+from kombu import Connection, Exchange, Queue
 
 from hidesync_events.categories import known_categories, queue_name
 
@@ -51,9 +51,13 @@ class RabbitMQ:
             "HIDESYNC_EVENTS_QUEUE_PREFIX": self.prefix,
         }
 
-    def delete_queues(self) -> None:
-        """Delete every queue this run may have declared."""
+    def delete_queues(self, *others: str) -> None:
+        """Delete every queue this run may have declared, and ``others``, each with the
+        exchange of the same name that Celery declares with a queue."""
+        names = [queue_name(category, self.prefix) for category in known_categories()]
         with Connection(self.url, connect_timeout=2) as connection:
             channel = connection.default_channel
-            for category in known_categories():
-                Queue(queue_name(category, self.prefix)).bind(channel).delete()
+            # RabbitMQ answers a deletion of what does not exist with success.
+            for name in [*names, *others]:
+                Queue(name).bind(channel).delete()
+                Exchange(name).bind(channel).delete()
