@@ -19,9 +19,9 @@ POST /checkouts/{id}/return                 ToolReturned
 GET  /tools, /reports/{tools,analytics,...} (nothing)
 =========================================== ==========================================
 
-``setup_event_handlers(app)`` builds the bus's transport at startup (bad settings or a
-missing broker stop the start, not the first request) and drains the bus's handler
-tasks at shutdown.
+``setup_event_handlers(app)`` builds the bus's transport at startup (bad settings stop
+the start, not the first request; a broker that is down does not, as ``publish`` spools
+events until it is back) and drains the bus's handler tasks at shutdown.
 
 Where the handlers run: this module imports :mod:`workers.handlers`, which subscribes
 HideSync's reference handlers to ``global_event_bus``.

@@ -1,8 +1,9 @@
 """``setup_event_handlers(app)``: tie a bus to a FastAPI (or Starlette) app's lifespan.
 
 It wraps the app's lifespan (so ``lifespan=`` functions and FastAPI's ``on_event``
-handlers keep running): at startup it builds the bus's transport, so a missing broker
-or bad settings fail the start rather than the first request; at shutdown it waits for
+handlers keep running): at startup it builds the bus's transport, so bad settings fail
+the start rather than the first request (a broker that is down does not: ``publish``
+keeps events in the local spool until it is back); at shutdown it waits for
 the async handlers the bus scheduled on the app's loop, then cancels those still
 running after ``drain_timeout_s``. Tasks the bus did not create are left alone.
 """
