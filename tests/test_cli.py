@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import subprocess
 import tempfile
 from pathlib import Path
@@ -22,7 +23,7 @@ from hidesync_events import (
 from hidesync_events import settings as settings_module
 from hidesync_events.cli import main
 from hidesync_events.codec import encode
-from hidesync_events.demo.fleet import RedisFleet
+from hidesync_events.demo.fleet import MemoryFleet, RedisFleet
 from hidesync_events.redis_server import ThrowawayRedis, free_port
 
 
@@ -391,6 +392,33 @@ class TestDemoWorkerLogs:
 
         [logs] = tmp_path.iterdir()
         assert f"the demo workers' logs are in {logs}" in capsys.readouterr().err
+
+    @pytest.mark.parametrize("went", ["well", "wrong"])
+    def test_an_in_process_worker_logs_to_its_folder(
+        self,
+        went: str,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """With no redis-server, the worker runs in the demo's process: what it logs
+        (a failing handler's traceback, say) goes to its log file rather than the
+        terminal, and the file is kept, and named, only when the demo went wrong."""
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+        fleet = MemoryFleet()
+
+        with fleet:
+            logging.getLogger("hidesync.events.delivery").error("handler x failed")
+            fleet.incomplete = went == "wrong"
+
+        assert not [r for r in caplog.records if r.name.startswith("hidesync")]
+        if went == "well":
+            assert [] == list(tmp_path.iterdir())
+        else:
+            [logs] = tmp_path.iterdir()
+            assert "handler x failed" in (logs / "worker.log").read_text()
+            assert f"the demo workers' logs are in {logs}" in capsys.readouterr().err
 
     def test_a_fleet_that_fails_to_start_stops_its_redis(
         self, monkeypatch: pytest.MonkeyPatch, redis_server: ThrowawayRedis

@@ -10,13 +10,15 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from contextlib import AbstractContextManager, ExitStack
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -51,6 +53,45 @@ class Fleet(AbstractContextManager["Fleet"]):
         return None
 
 
+class WorkerLogs:
+    """A folder for the demo workers' logs, kept only when the demo went wrong."""
+
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="hidesync-demo-"))
+
+    def finish(self, *, keep: bool) -> None:
+        """Remove the folder, or keep it and say where it is."""
+        if keep:
+            print(f"the demo workers' logs are in {self.folder}", file=sys.stderr)
+        else:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+#: The loggers of a worker running in the demo's own process.
+_WORKER_LOGGERS = ("hidesync.events", "celery", "kombu")
+
+
+@contextmanager
+def _logging_to(path: Path, names: tuple[str, ...]) -> Iterator[None]:
+    """Send the records of the loggers ``names`` to ``path``, not to the terminal."""
+    handler = logging.FileHandler(path)
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    loggers = [logging.getLogger(name) for name in names]
+    propagated = [logger.propagate for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.propagate = False
+    try:
+        yield
+    finally:
+        for logger, propagate in zip(loggers, propagated, strict=True):
+            logger.removeHandler(handler)
+            logger.propagate = propagate
+        handler.close()
+
+
 def _use(broker_url: str, **overrides: Any) -> None:
     configure(
         **{
@@ -77,11 +118,27 @@ class MemoryFleet(Fleet):
 
     def __init__(self) -> None:
         self._stack = ExitStack()
+        self._logs = WorkerLogs()
 
     def __enter__(self) -> Fleet:
+        try:
+            self._start()
+        except BaseException as error:
+            # Not started, so no with-block will undo what did start.
+            self.__exit__(type(error), error, error.__traceback__)
+            raise
+        return self
+
+    def _start(self) -> None:
         from celery.contrib.testing.worker import start_worker
 
+        # The worker runs in this process: its logs (the demo's failing handler
+        # logs every failure with its traceback) go to a file, as a worker
+        # process's would, and the terminal keeps the demo's report.
+        log = self._logs.folder / "worker.log"
+        self._stack.enter_context(_logging_to(log, _WORKER_LOGGERS))
         _use("memory://", handler_modules=DEMO_HANDLER_MODULES)
+
         app = global_event_bus.transport.app  # type: ignore[attr-defined]
         # The memory transport polls; a short interval keeps messages moving.
         app.conf.broker_transport_options = {"polling_interval": 0.001}
@@ -95,14 +152,14 @@ class MemoryFleet(Fleet):
                 shutdown_timeout=10,
             )
         )
-        return self
 
     def totals(self) -> MetricsSnapshot:
         # The worker runs in this process: its counters are ours.
         return global_event_bus.metrics.snapshot()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, error_type: type[BaseException] | None, *exc: Any) -> None:
         self._stack.close()
+        self._logs.finish(keep=error_type is not None or self.incomplete)
 
 
 class RedisFleet(Fleet):
@@ -115,7 +172,7 @@ class RedisFleet(Fleet):
         )
         self._redis: ThrowawayRedis | None = None
         self._processes: list[subprocess.Popen[bytes]] = []
-        self._logs = Path(tempfile.mkdtemp(prefix="hidesync-demo-"))
+        self._logs = WorkerLogs()
 
     def __enter__(self) -> Fleet:
         try:
@@ -144,13 +201,10 @@ class RedisFleet(Fleet):
         # The workers' logs are worth keeping only when the demo went wrong, and
         # some worker started.
         went_well = error_type is None and not self.incomplete
-        if went_well or not self._processes:
-            shutil.rmtree(self._logs, ignore_errors=True)
-        else:
-            print(f"the demo workers' logs are in {self._logs}", file=sys.stderr)
+        self._logs.finish(keep=not went_well and bool(self._processes))
 
     def worker_log(self, index: int) -> str:
-        return (self._logs / f"worker{index}.log").read_text(errors="replace")
+        return (self._logs.folder / f"worker{index}.log").read_text(errors="replace")
 
     def _category_groups(self) -> list[list[str]]:
         groups: list[list[str]] = [[] for _ in range(self.workers)]
@@ -177,7 +231,7 @@ class RedisFleet(Fleet):
             "--loglevel", "WARNING",
             "--without-gossip", "--without-mingle", "--without-heartbeat",
         ]  # fmt: skip
-        log = (self._logs / f"worker{index}.log").open("wb")
+        log = (self._logs.folder / f"worker{index}.log").open("wb")
         return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
 
     def _wait_until_ready(self, timeout_s: float = 60.0) -> None:
