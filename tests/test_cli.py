@@ -5,13 +5,19 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
+import signal
 import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from celery import Celery
 from click.testing import CliRunner, Result
+from redis import Redis
 
 from hidesync_events import (
     CATALOGUE,
@@ -25,6 +31,7 @@ from hidesync_events.cli import main
 from hidesync_events.codec import encode
 from hidesync_events.demo.fleet import MemoryFleet, RedisFleet
 from hidesync_events.redis_server import ThrowawayRedis, free_port
+from tests.support.fleet import ROOT
 
 
 def run(*args: str) -> Result:
@@ -337,6 +344,51 @@ class TestWorker:
         assert "unknown categories tolls" in result.output
         assert "tools" in result.output
 
+    def test_a_node_name_given_with_n_is_passed_to_celery(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """-n names the worker as Celery's own option does; without it the name holds
+        this process's id, so that two workers on one host differ."""
+        started: list[list[str]] = []
+        monkeypatch.setattr(
+            Celery, "worker_main", lambda app, argv: started.append(argv)
+        )
+
+        run("worker", "tools", "--broker", "memory://")
+        run("worker", "tools", "-n", "shop@%h", "--broker", "memory://")
+
+        [default, given] = [argv[argv.index("--hostname") + 1] for argv in started]
+        assert f"hidesync-{os.getpid()}@%h" == default
+        assert "shop@%h" == given
+
+    def test_two_workers_on_one_host_are_both_consumers(
+        self, fresh_redis: ThrowawayRedis, tmp_path: Path
+    ) -> None:
+        """Two workers started as the README shows each announce their queues; one
+        that stops withdraws its own announcement and leaves the other's."""
+        index = f"{global_event_bus.settings.key_prefix}:consumers"
+        store = fresh_redis.client()
+        tools = _start_worker(fresh_redis.url, tmp_path / "tools.log", "tools")
+        execution = _start_worker(fresh_redis.url, tmp_path / "exec.log", "execution")
+        try:
+            names = _wait_for_consumers(store, index, count=2)
+            figures = json.loads(
+                run("stats", "--json", "--broker", fresh_redis.url).output
+            )
+            [tools_name] = figures["categories"]["tools"]["consumers"]
+            [execution_name] = figures["categories"]["execution"]["consumers"]
+
+            tools.send_signal(signal.SIGTERM)
+            tools.wait(30)
+
+            assert {tools_name, execution_name} == set(names)
+            assert [execution_name] == store.zrange(index, 0, -1)
+            assert not store.exists(f"{index}:{tools_name}")
+        finally:
+            for worker in (tools, execution):
+                worker.terminate()
+                worker.wait(30)
+
 
 class TestDemo:
     def test_runs_on_the_in_memory_transport_without_redis(
@@ -447,3 +499,28 @@ class TestDemoWorkerLogs:
 
 def _broker() -> str:
     return global_event_bus.settings.broker_url
+
+
+def _start_worker(
+    broker_url: str, log: Path, *categories: str
+) -> subprocess.Popen[str]:
+    """``hidesync-events worker CATEGORY...`` in a process of its own."""
+    command = [sys.executable, "-m", "hidesync_events", "worker", *categories,
+               "--pool", "solo", "--broker", broker_url]  # fmt: skip
+    with log.open("w") as output:
+        return subprocess.Popen(
+            command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT, text=True
+        )
+
+
+def _wait_for_consumers(
+    store: Redis, index: str, *, count: int, timeout_s: float = 60.0
+) -> list[str]:
+    """The names of the workers that announced their queues, once there are ``count``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        names = store.zrange(index, 0, -1)
+        if len(names) >= count:
+            return names
+        time.sleep(0.2)
+    raise TimeoutError(f"{count} workers did not announce themselves: {names}")

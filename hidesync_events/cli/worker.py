@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from hidesync_events.bus import global_event_bus
@@ -46,6 +48,14 @@ from hidesync_events.worker import check_fleet_settings, import_handler_modules
     help="Serve Prometheus metrics on this port "
     "(default: HIDESYNC_EVENTS_METRICS_PORT; none).",
 )
+@click.option(
+    "-n",
+    "--hostname",
+    metavar="NAME",
+    help="The worker's node name, as Celery's -n (%h: this host). It is the name "
+    "stats shows as the consumer of the worker's queues. Default: hidesync-<process "
+    "id>@%h, so that each worker on a host is told apart.",
+)
 @broker_option
 @click.option(
     "--loglevel", default="INFO", show_default=True, help="Celery's log level."
@@ -57,6 +67,7 @@ def worker(
     pool: str,
     task_events: bool,
     metrics_port: int | None,
+    hostname: str | None,
     broker_url: str | None,
     loglevel: str,
 ) -> None:
@@ -91,7 +102,12 @@ def worker(
         )
 
     queues = ",".join(queue_name(name) for name in categories or known)
-    argv = ["worker", "-Q", queues, "--pool", pool, "--loglevel", loglevel]
+    # A worker announces its queues under its node name: Celery's default,
+    # celery@<host>, is the same for every worker on a host, so the last one to
+    # start would hide the others.
+    hostname = hostname or f"hidesync-{os.getpid()}@%h"
+    argv = ["worker", "-Q", queues, "--hostname", hostname]
+    argv += ["--pool", pool, "--loglevel", loglevel]
     if concurrency:
         argv += ["--concurrency", str(concurrency)]
     if task_events:
