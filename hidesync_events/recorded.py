@@ -17,7 +17,11 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from hidesync_events.codec import Envelope, build_event, decode, seal
-from hidesync_events.errors import CodecError, UnknownEventTypeError
+from hidesync_events.errors import (
+    CodecError,
+    UnknownEventError,
+    UnknownEventTypeError,
+)
 from hidesync_events.event import event_type_named
 
 
@@ -68,10 +72,10 @@ def read_line(number: int, text: str, *, max_bytes: int) -> Recorded | Rejected:
         if "envelope_version" in data:
             return Recorded(number, decode(text, max_bytes=max_bytes))
         return Recorded(number, _envelope_of(data, max_bytes))
+    except (UnknownEventError, UnknownEventTypeError):
+        return Rejected(number, text, "unknown_type", _unknown_type(data.get("type")))
     except CodecError as error:
         return Rejected(number, text, error.reason, str(error))
-    except UnknownEventTypeError as error:
-        return Rejected(number, text, "unknown_type", str(error))
     except ValidationError as error:
         return Rejected(number, text, "invalid_payload", str(error))
     except ValueError as error:
@@ -87,3 +91,11 @@ def _envelope_of(data: dict[str, object], max_bytes: int) -> Envelope:
 
     event = build_event(event_type_named(name), payload)
     return seal(event, max_bytes=max_bytes)
+
+
+def _unknown_type(name: object) -> str:
+    # Said to the person running a command, who can only name the module to import.
+    return (
+        f"{name!r} is not a known event type; name the module that defines it with "
+        "--handlers or HIDESYNC_EVENTS_HANDLER_MODULES"
+    )

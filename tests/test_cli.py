@@ -101,6 +101,66 @@ class TestPublish:
         assert result.exit_code == 3
         assert "resume with --from-line 1" in result.output
 
+    def test_a_line_of_an_unknown_type_says_how_to_name_its_module(
+        self, fresh_redis: ThrowawayRedis, tmp_path: Path
+    ) -> None:
+        """A type no imported module defines is rejected with what to do about it."""
+        source = tmp_path / "bills.jsonl"
+        source.write_text('{"type": "CliTestsNeverDefined", "payload": {}}')
+
+        result = CliRunner().invoke(
+            main, ["publish", str(source), "--broker", fresh_redis.url]
+        )
+
+        assert 1 == result.exit_code
+        assert (
+            "line 1: unknown_type: 'CliTestsNeverDefined' is not a known event type; "
+            "name the module that defines it with --handlers or "
+            "HIDESYNC_EVENTS_HANDLER_MODULES"
+        ) in " ".join(result.output.split())  # as the terminal wraps it
+
+    def test_handlers_imports_the_modules_of_application_events(
+        self,
+        fresh_redis: ThrowawayRedis,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """Lines of an application event are published once --handlers imports the
+        module that declares its class."""
+        source = _application_events(
+            tmp_path, monkeypatch, "cli_tests_issuing", "CliTestsInvoiceIssued"
+        )
+
+        result = run(
+            "publish", str(source), "--broker", fresh_redis.url,
+            "--handlers", "cli_tests_issuing",
+        )  # fmt: skip
+
+        assert 0 == result.exit_code, result.output
+        assert 1 == fresh_redis.client().llen("hidesync.events.billing")
+
+    def test_the_handler_modules_setting_is_honoured(
+        self,
+        fresh_redis: ThrowawayRedis,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """Without --handlers, the modules of HIDESYNC_EVENTS_HANDLER_MODULES are
+        imported for their event types."""
+        source = _application_events(
+            tmp_path, monkeypatch, "cli_tests_voiding", "CliTestsInvoiceVoided"
+        )
+        publish = ["publish", str(source), "--broker", fresh_redis.url]
+
+        # Undone before the test's teardown reads the settings again.
+        with monkeypatch.context() as patch:
+            patch.setenv("HIDESYNC_EVENTS_HANDLER_MODULES", "cli_tests_voiding")
+            patch.setattr(settings_module, "_current", None)
+            result = CliRunner().invoke(main, publish)
+
+        assert 0 == result.exit_code, result.output
+        assert 1 == fresh_redis.client().llen("hidesync.events.billing")
+
 
 class TestDeadLetters:
     @pytest.fixture
@@ -495,6 +555,22 @@ class TestDemoWorkerLogs:
             fleet.__enter__()
 
         assert [False] == [server.running for server in started]
+
+
+def _application_events(
+    folder: Path, monkeypatch: pytest.MonkeyPatch, module: str, event_type: str
+) -> Path:
+    """A JSON Lines file of one event of ``event_type``, an application class of
+    category 'billing' that ``module`` declares (not imported yet)."""
+    (folder / f"{module}.py").write_text(
+        "from hidesync_events import DomainEvent\n\n\n"
+        f"class {event_type}(DomainEvent, category='billing'):\n"
+        "    invoice_id: int = 0\n"
+    )
+    monkeypatch.syspath_prepend(str(folder))
+    source = folder / "bills.jsonl"
+    source.write_text(json.dumps({"type": event_type, "payload": {"invoice_id": 7}}))
+    return source
 
 
 def _broker() -> str:

@@ -18,6 +18,8 @@ from hidesync_events.bus import global_event_bus
 from hidesync_events.cli.common import (
     EXIT_REJECTED,
     broker_option,
+    handlers_option,
+    import_handler_modules,
     reporting_unreachable,
     use_celery,
 )
@@ -41,8 +43,13 @@ from hidesync_events.recorded import Recorded, read_lines
     help="Skip the lines before this one (to resume an interrupted run).",
 )
 @broker_option
+@handlers_option
 def publish(
-    path: Path, rejects: Path | None, from_line: int, broker_url: str | None
+    path: Path,
+    rejects: Path | None,
+    from_line: int,
+    broker_url: str | None,
+    handler_modules: tuple[str, ...],
 ) -> None:
     """Publish every event of PATH (JSON Lines) to the broker.
 
@@ -52,6 +59,11 @@ def publish(
     """
     # A bulk load stops when the broker is away rather than filling the local spool.
     use_celery(broker_url, spool_enabled=False)
+    # The application's event classes must be known to read lines of their types.
+    import_handler_modules(
+        handler_modules, needed_for="lines of its event types are rejected"
+    )
+
     rejects = rejects or path.with_name(f"{path.stem}.rejects.jsonl")
     lines = path.read_text(encoding="utf-8").splitlines()[from_line - 1 :]
     max_bytes = global_event_bus.settings.max_envelope_bytes
