@@ -87,6 +87,36 @@ class TestPublish:
         assert not (tmp_path / "tools.rejects.jsonl").exists()
         assert fresh_redis.client().llen("hidesync.events.tools") == 5
 
+    def test_from_line_past_the_end_is_a_usage_error(
+        self, fresh_redis: ThrowawayRedis, tmp_path: Path
+    ) -> None:
+        """--from-line beyond the last line publishes nothing, so it is refused."""
+        source = tmp_path / "tools.jsonl"
+        source.write_text("\n".join(_line(ToolCreated(tool_id=n)) for n in range(5)))
+
+        result = CliRunner().invoke(
+            main,
+            ["publish", str(source), "--from-line", "99", "--broker", fresh_redis.url],
+        )
+
+        assert 2 == result.exit_code
+        assert f"{source} has only 5 lines" in result.output
+        assert 0 == fresh_redis.client().llen("hidesync.events.tools")
+
+    def test_from_line_may_name_the_last_line(
+        self, fresh_redis: ThrowawayRedis, tmp_path: Path
+    ) -> None:
+        """Resuming at the last line publishes that line."""
+        source = tmp_path / "tools.jsonl"
+        source.write_text("\n".join(_line(ToolCreated(tool_id=n)) for n in range(5)))
+
+        result = run(
+            "publish", str(source), "--from-line", "5", "--broker", fresh_redis.url
+        )
+
+        assert "published 1 event from" in result.output
+        assert 1 == fresh_redis.client().llen("hidesync.events.tools")
+
     def test_an_unreachable_broker_exits_3_and_says_where_to_resume(
         self, tmp_path: Path
     ) -> None:

@@ -57,6 +57,14 @@ def publish(
     lines are reported with their line numbers and written to the rejects file; the
     good lines are published all the same. Exits 1 when any line was rejected.
     """
+    every_line = path.read_text(encoding="utf-8").splitlines()
+    # Resuming past the end publishes nothing: most likely a mistyped line number.
+    if from_line > max(len(every_line), 1):
+        raise click.BadParameter(
+            f"{path} has only {_count(len(every_line), 'line')}",
+            param_hint="'--from-line'",
+        )
+
     # A bulk load stops when the broker is away rather than filling the local spool.
     use_celery(broker_url, spool_enabled=False)
     # The application's event classes must be known to read lines of their types.
@@ -65,7 +73,7 @@ def publish(
     )
 
     rejects = rejects or path.with_name(f"{path.stem}.rejects.jsonl")
-    lines = path.read_text(encoding="utf-8").splitlines()[from_line - 1 :]
+    lines = every_line[from_line - 1 :]
     max_bytes = global_event_bus.settings.max_envelope_bytes
     console = Console(stderr=True)
 
