@@ -497,6 +497,16 @@ class TestDemo:
         assert "in-memory transport" in result.output
         assert "events published" in result.output
 
+    def test_help_says_the_broker_setting_is_not_used(self) -> None:
+        """--broker's help says the demo runs its own fleet without it, whatever
+        HIDESYNC_EVENTS_BROKER_URL says, and does not offer it as a default."""
+        result = run("demo", "--help")
+
+        help_text = " ".join(result.output.split())
+        assert "default: HIDESYNC_EVENTS_BROKER_URL" not in help_text
+        assert "the demo runs a fleet of its own, whatever " in help_text
+        assert "HIDESYNC_EVENTS_BROKER_URL says" in help_text
+
 
 class TestDemoWorkerLogs:
     """The demo's workers write their logs to a folder of their own (unit: the

@@ -7,15 +7,19 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from hidesync_events.cli.common import (
-    EXIT_REJECTED,
-    broker_option,
-    reporting_unreachable,
-)
+from hidesync_events.cli.common import EXIT_REJECTED, reporting_unreachable
 
 
 @click.command()
-@broker_option
+@click.option(
+    "--broker",
+    "broker_url",
+    metavar="URL",
+    # Unlike the other commands: the demo's point is to need no server of yours.
+    help="Publish to this broker (redis://..., amqp://...) for your own worker fleet; "
+    "without it the demo runs a fleet of its own, whatever "
+    "HIDESYNC_EVENTS_BROKER_URL says.",
+)
 @click.option(
     "--workers",
     type=click.IntRange(1, 8),
