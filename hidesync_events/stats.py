@@ -22,15 +22,13 @@ from __future__ import annotations
 import base64
 import json
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import redis
 from kombu import Connection, Queue
-from kombu.exceptions import OperationalError
 from kombu.transport.redis import PRIORITY_STEPS
 from kombu.transport.redis import Channel as RedisChannel
 from kombu.utils.url import maybe_sanitize_url
@@ -42,6 +40,7 @@ from hidesync_events.event import registered_event_types
 from hidesync_events.fleet import ConsumerRegistry
 from hidesync_events.keyvalue import KeyValue, RedisKeyValue, open_keyvalue
 from hidesync_events.metrics import Metrics, MetricsSnapshot
+from hidesync_events.reaching import reaching
 from hidesync_events.settings import Settings, get_settings
 
 #: How long a connection attempt or a reply from the broker or state store may take.
@@ -164,7 +163,7 @@ def gather_stats(settings: Settings | None = None) -> FleetStats:
 
     depths = queue_depths(settings.broker_url, list(queues.values()))
     kv = _open_state(state_url)
-    with _reaching("state store", state_url):
+    with reaching("state store", state_url):
         consumers = ConsumerRegistry(kv, key_prefix=settings.key_prefix).consumers()
         metrics = Metrics.load(kv, key_prefix=settings.key_prefix)
         letters = DeadLetterStore(
@@ -253,7 +252,7 @@ def _redis_depths(broker_url: str, queues: Sequence[str]) -> dict[str, QueueDept
     client = redis.Redis.from_url(
         broker_url, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S
     )
-    with _reaching("broker", broker_url), client:
+    with reaching("broker", broker_url), client:
         pipeline = client.pipeline(transaction=False)
         for names in lists.values():
             for name in names:
@@ -283,7 +282,7 @@ def _priority_list(queue: str, priority: int) -> str:
 
 def _declared_depths(broker_url: str, queues: Sequence[str]) -> dict[str, QueueDepth]:
     with (
-        _reaching("broker", broker_url),
+        reaching("broker", broker_url),
         Connection(broker_url, connect_timeout=TIMEOUT_S) as connection,
     ):
         connection.ensure_connection(max_retries=1)
@@ -327,21 +326,6 @@ def _open_state(url: str) -> KeyValue:
             socket_connect_timeout=TIMEOUT_S,
         )
     )
-
-
-@contextmanager
-def _reaching(what: str, url: str) -> Iterator[None]:
-    # One error type per failure, saying which server: a timeout included.
-    try:
-        yield
-    except (redis.ConnectionError, redis.TimeoutError) as error:
-        raise redis.ConnectionError(
-            f"cannot reach the {what} at {maybe_sanitize_url(url)}: {error}"
-        ) from error
-    except OperationalError as error:
-        raise OperationalError(
-            f"cannot reach the {what} at {maybe_sanitize_url(url)}: {error}"
-        ) from error
 
 
 def _per_category(

@@ -332,6 +332,34 @@ class TestDeadLetters:
         assert "removed 1 dead letters" in result.output
         assert [letters[0]] == [d.id for d in global_event_bus.dead_letters.list()]
 
+    @pytest.mark.parametrize(
+        "command",
+        [
+            ["list"],
+            ["show", "0123abcd"],
+            ["replay", "--reason", "malformed"],
+            ["purge", "--reason", "malformed", "--yes"],
+        ],
+    )
+    def test_an_unreachable_state_store_is_named_and_exits_3(
+        self, command: list[str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """As stats: "cannot reach the state store at <URL>", the password masked,
+        and exit code 3."""
+        url = f"redis://:hush@127.0.0.1:{free_port()}/0"
+        monkeypatch.setenv("HIDESYNC_EVENTS_STATE_URL", url)
+        monkeypatch.setattr(settings_module, "_current", None)
+
+        result = CliRunner().invoke(
+            main, ["dead-letters", *command, "--broker", "memory://"]
+        )
+
+        assert 3 == result.exit_code
+        [error] = result.output.splitlines()
+        assert error.startswith(
+            f"error: cannot reach the state store at {url.replace('hush', '**')}: "
+        )
+
 
 class TestEvents:
     def test_lists_the_catalogue_with_queues(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+from contextlib import AbstractContextManager
 from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
@@ -25,6 +26,7 @@ from hidesync_events.cli.common import (
 from hidesync_events.codec import decode
 from hidesync_events.dead_letters import DeadLetter, Reason
 from hidesync_events.errors import CodecError
+from hidesync_events.reaching import reaching
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -76,7 +78,14 @@ def _filters(function: Any) -> Any:
 
 def _select(broker_url: str | None, **filters: Any) -> list[DeadLetter]:
     use_celery(broker_url)
-    return global_event_bus.dead_letters.list(**filters)
+    with _reaching_the_store():
+        return global_event_bus.dead_letters.list(**filters)
+
+
+def _reaching_the_store() -> AbstractContextManager[None]:
+    # Said as stats says it: the dead letters are in the state store, which need not
+    # be the broker.
+    return reaching("state store", global_event_bus.settings.resolved_state_url)
 
 
 @click.group("dead-letters")
@@ -194,9 +203,10 @@ def purge(
 
         if letters and not yes:
             click.confirm(f"remove {len(letters)} dead letters?", abort=True)
-        removed = global_event_bus.dead_letters.delete(
-            *(letter.id for letter in letters)
-        )
+        with _reaching_the_store():
+            removed = global_event_bus.dead_letters.delete(
+                *(letter.id for letter in letters)
+            )
 
     click.echo(f"removed {removed} dead letters")
 
