@@ -13,8 +13,10 @@ import threading
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple
 
+from kombu.transport import TRANSPORT_ALIASES
 from kombu.utils.url import maybe_sanitize_url
 from pydantic import Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from hidesync_events.errors import ConfigurationError
@@ -87,6 +89,33 @@ class Settings(BaseSettings):
 
         return value
 
+    @field_validator("broker_url")
+    @classmethod
+    def _names_a_kombu_transport(cls, url: str) -> str:
+        # Checked in eager mode too, as every setting's own value is: a URL no
+        # transport can open is wrong wherever it is read.
+        if "://" not in url:
+            # kombu reads a URL without a scheme as the host name of an AMQP broker
+            # (none: localhost), so "redis//host" would be looked up as a host.
+            if any(char == "/" or char.isspace() for char in url):
+                raise PydanticCustomError(
+                    "broker_url_not_a_url",
+                    "not a broker URL; write one such as redis://127.0.0.1:6379/0 "
+                    "or amqp://guest:guest@127.0.0.1:5672//",
+                )
+            return url
+
+        transport = _transport_of(url)
+        if transport not in TRANSPORT_ALIASES:
+            raise PydanticCustomError(
+                "broker_url_unknown_transport",
+                "'{transport}' is not a broker kombu knows; use a redis://, amqp:// "
+                "or other kombu transport URL",
+                {"transport": transport},
+            )
+
+        return url
+
     @property
     def hard_time_limit_s(self) -> float:
         """When a delivery still running is stopped by replacing its worker process:
@@ -98,8 +127,7 @@ class Settings(BaseSettings):
         """Which broker the URL names, as kombu reads it ("transport://...",
         "transport+driver://...", and without "://" its default, AMQP); None for
         another transport (memory://, for tests)."""
-        scheme, found, _ = self.broker_url.partition("://")
-        transport = scheme.lower().partition("+")[0] if found else "amqp"
+        transport = _transport_of(self.broker_url)
         if transport in _REDIS_TRANSPORTS:
             return "redis"
         if transport in _AMQP_TRANSPORTS:
@@ -156,6 +184,13 @@ class Settings(BaseSettings):
         )
 
 
+def _transport_of(broker_url: str) -> str:
+    # As kombu reads it: "transport://...", "transport+driver://...", and without
+    # "://" its default, AMQP.
+    scheme, found, _ = broker_url.partition("://")
+    return scheme.lower().partition("+")[0] if found else "amqp"
+
+
 def _cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "hidesync-events"
@@ -168,6 +203,9 @@ class UnacknowledgedLimit(NamedTuple):
     variable: str
     seconds: int
 
+
+#: The settings whose value is a URL: a problem shows it with its password masked.
+_URL_SETTINGS = frozenset({"broker_url", "state_url"})
 
 #: kombu's transports for Redis, and redis-py's socket form, by URL scheme.
 _REDIS_TRANSPORTS = frozenset({"redis", "rediss", "sentinel", "unix"})
@@ -225,8 +263,10 @@ def _problems(error: ValidationError) -> str:
     problems = []
     for problem in error.errors():
         name = "_".join(map(str, problem["loc"]))
+        given = problem["input"]
+        if name in _URL_SETTINGS and isinstance(given, str) and "@" in given:
+            given = maybe_sanitize_url(given)
         problems.append(
-            f"{name} (HIDESYNC_EVENTS_{name.upper()}): {problem['msg']} "
-            f"(got {problem['input']!r})"
+            f"{name} (HIDESYNC_EVENTS_{name.upper()}): {problem['msg']} (got {given!r})"
         )
     return "; ".join(problems)

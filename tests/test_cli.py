@@ -440,17 +440,45 @@ class TestConfigurationErrors:
         assert "(HIDESYNC_EVENTS_MODE): Input should be 'eager' or 'celery'" in error
         assert "(got 'bogus')" in error
 
+    @pytest.mark.parametrize(
+        "command", [["stats"], ["dead-letters", "list"], ["publish", "events.jsonl"]]
+    )
+    def test_a_broker_url_kombu_cannot_open(
+        self, command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A broker URL of no kombu transport is a usage error naming its variable,
+        not kombu's KeyError."""
+        monkeypatch.chdir(tmp_path)
+        Path("events.jsonl").write_text(_line(ToolCreated(tool_id=1)) + "\n")
+
+        result = _run_with_environment(
+            monkeypatch,
+            command,
+            HIDESYNC_EVENTS_BROKER_URL="http://x",
+            HIDESYNC_EVENTS_STATE_URL="redis://127.0.0.1:1/0",
+        )
+
+        assert 2 == result.exit_code, result.output
+        assert "(HIDESYNC_EVENTS_BROKER_URL): 'http' is not a broker" in result.output
+
 
 def _events_with_environment(
     monkeypatch: pytest.MonkeyPatch, **variables: str
 ) -> Result:
     """``hidesync-events events`` with settings read afresh from these variables."""
+    return _run_with_environment(monkeypatch, ["events"], **variables)
+
+
+def _run_with_environment(
+    monkeypatch: pytest.MonkeyPatch, args: list[str], **variables: str
+) -> Result:
+    """``hidesync-events ARGS`` with settings read afresh from these variables."""
     # Undone before the test's teardown reads the settings again.
     with monkeypatch.context() as patch:
         for name, value in variables.items():
             patch.setenv(name, value)
         patch.setattr(settings_module, "_current", None)
-        return CliRunner().invoke(main, ["events"])
+        return CliRunner().invoke(main, args)
 
 
 class TestWorker:

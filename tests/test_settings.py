@@ -1,0 +1,70 @@
+"""Settings: what :class:`~hidesync_events.settings.Settings` refuses, and how it says so.
+
+A refused setting is a :class:`ConfigurationError` naming the setting and its
+``HIDESYNC_EVENTS_*`` variable, whichever mode it is read in.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from hidesync_events import ConfigurationError, configure
+
+
+class TestBrokerUrl:
+    @pytest.mark.parametrize(
+        "broker_url",
+        [
+            "redis://127.0.0.1:6379/0",
+            "REDIS://127.0.0.1:6379/0",
+            "rediss://127.0.0.1:6380/0",
+            "amqp://guest:guest@127.0.0.1:5672//",
+            "pyamqp://127.0.0.1//",
+            "sentinel://127.0.0.1:26379",
+            "sqla+sqlite:///broker.db",
+            "memory://",
+            "rabbit.internal:5672",
+        ],
+    )
+    def test_a_url_kombu_can_open_is_accepted(self, broker_url: str) -> None:
+        assert broker_url == configure(broker_url=broker_url).broker_url
+
+    def test_an_unknown_transport_is_refused_by_name(self) -> None:
+        """A scheme kombu has no transport for is named, with the variable to fix."""
+        with pytest.raises(ConfigurationError) as refused:
+            configure(mode="eager", broker_url="http://x")
+
+        assert (
+            "broker_url (HIDESYNC_EVENTS_BROKER_URL): 'http' is not a broker kombu "
+            "knows; use a redis://, amqp:// or other kombu transport URL "
+            "(got 'http://x')"
+        ) in str(refused.value)
+
+    @pytest.mark.parametrize(
+        "broker_url", ["redis//127.0.0.1", "redis:/127.0.0.1", "rabbit internal"]
+    )
+    def test_a_url_without_a_scheme_must_be_a_host_name(self, broker_url: str) -> None:
+        """Without "://" kombu takes the URL for an AMQP host name, which a typo such
+        as a missing colon or slash cannot be."""
+        with pytest.raises(ConfigurationError) as refused:
+            configure(broker_url=broker_url)
+
+        assert "broker_url (HIDESYNC_EVENTS_BROKER_URL): not a broker URL" in str(
+            refused.value
+        )
+        assert "state_url" not in str(refused.value)
+
+    def test_a_refused_url_keeps_its_password_hidden(self) -> None:
+        with pytest.raises(ConfigurationError) as refused:
+            configure(broker_url="http://leatherhand:s3cret@127.0.0.1/")
+
+        assert "s3cret" not in str(refused.value)
+        assert "leatherhand" in str(refused.value)
+
+    def test_the_variable_is_read_too(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        # Undone before the test's teardown reads the settings again.
+        with monkeypatch.context() as patch:
+            patch.setenv("HIDESYNC_EVENTS_BROKER_URL", "http://x")
+
+            with pytest.raises(ConfigurationError, match="HIDESYNC_EVENTS_BROKER_URL"):
+                configure()
