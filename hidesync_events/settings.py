@@ -116,6 +116,19 @@ class Settings(BaseSettings):
 
         return url
 
+    @field_validator("state_url")
+    @classmethod
+    def _opens_with_redis_py(cls, url: str | None) -> str | None:
+        # Empty is unset, as a compose file's "${STATE_URL:-}" leaves it; memory://
+        # is the in-process store of tests.
+        if not url or opens_with_redis_py(url) or url.startswith("memory://"):
+            return url
+
+        raise PydanticCustomError(
+            "state_url_not_redis",
+            "the state store is Redis; use a redis://, rediss:// or unix:// URL",
+        )
+
     @property
     def hard_time_limit_s(self) -> float:
         """When a delivery still running is stopped by replacing its worker process:
@@ -170,8 +183,7 @@ class Settings(BaseSettings):
         if self.state_url:
             return self.state_url
 
-        # The URLs redis-py connects to as they are (a Sentinel URL is not one).
-        if self.broker_url.lower().startswith(("redis://", "rediss://", "unix://")):
+        if opens_with_redis_py(self.broker_url):
             return self.broker_url
 
         if self.broker_url.startswith("memory://"):
@@ -182,6 +194,11 @@ class Settings(BaseSettings):
             "is not Redis; "
             "set HIDESYNC_EVENTS_STATE_URL to a redis:// URL for dead letters and metrics"
         )
+
+
+def opens_with_redis_py(url: str) -> bool:
+    """Whether redis-py connects to ``url`` as it is (a Sentinel URL is not one)."""
+    return url.lower().startswith(("redis://", "rediss://", "unix://"))
 
 
 def _transport_of(broker_url: str) -> str:

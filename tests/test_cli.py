@@ -461,6 +461,33 @@ class TestConfigurationErrors:
         assert 2 == result.exit_code, result.output
         assert "(HIDESYNC_EVENTS_BROKER_URL): 'http' is not a broker" in result.output
 
+    @pytest.mark.parametrize(
+        "command",
+        [
+            ["stats"],
+            ["dead-letters", "list"],
+            ["publish", "events.jsonl"],
+            ["worker", "--pool", "solo"],
+        ],
+    )
+    def test_a_state_url_that_is_not_redis(
+        self, command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A state URL redis-py cannot open is a usage error naming its variable,
+        not redis-py's ValueError (the worker's a page of traceback)."""
+        monkeypatch.chdir(tmp_path)
+        Path("events.jsonl").write_text(_line(ToolCreated(tool_id=1)) + "\n")
+
+        result = _run_with_environment(
+            monkeypatch,
+            command,
+            HIDESYNC_EVENTS_BROKER_URL="redis://127.0.0.1:1/0",
+            HIDESYNC_EVENTS_STATE_URL="amqp://x",
+        )
+
+        assert 2 == result.exit_code, result.output
+        assert "(HIDESYNC_EVENTS_STATE_URL): the state store is Redis" in result.output
+
 
 def _events_with_environment(
     monkeypatch: pytest.MonkeyPatch, **variables: str

@@ -68,3 +68,45 @@ class TestBrokerUrl:
 
             with pytest.raises(ConfigurationError, match="HIDESYNC_EVENTS_BROKER_URL"):
                 configure()
+
+
+class TestStateUrl:
+    @pytest.mark.parametrize(
+        "state_url",
+        [
+            "redis://127.0.0.1:6379/1",
+            "REDIS://127.0.0.1:6379/1",
+            "rediss://127.0.0.1:6380/1",
+            "unix:///run/redis.sock",
+            "memory://",
+        ],
+    )
+    def test_a_url_redis_py_can_open_is_accepted(self, state_url: str) -> None:
+        assert state_url == configure(state_url=state_url).resolved_state_url
+
+    @pytest.mark.parametrize("mode", ["eager", "celery"])
+    def test_another_scheme_is_refused_by_name(self, mode: str) -> None:
+        """The state store is Redis: another URL is refused with its variable, not
+        redis-py's ValueError once a command opens it."""
+        with pytest.raises(ConfigurationError) as refused:
+            configure(mode=mode, state_url="amqp://x")
+
+        assert (
+            "state_url (HIDESYNC_EVENTS_STATE_URL): the state store is Redis; use a "
+            "redis://, rediss:// or unix:// URL (got 'amqp://x')"
+        ) in str(refused.value)
+
+    def test_empty_is_unset(self) -> None:
+        """An empty variable leaves the state store to follow a Redis broker."""
+        settings = configure(broker_url="redis://127.0.0.1:6390/3", state_url="")
+
+        assert "redis://127.0.0.1:6390/3" == settings.resolved_state_url
+
+    def test_a_broken_broker_is_named_rather_than_the_state_store(self) -> None:
+        """With no state URL the broker's own problem is told, not a missing
+        state_url it would have been the source of."""
+        with pytest.raises(ConfigurationError) as refused:
+            configure(mode="celery", broker_url="http://x", state_url=None)
+
+        assert "HIDESYNC_EVENTS_BROKER_URL" in str(refused.value)
+        assert "state_url" not in str(refused.value)
