@@ -41,15 +41,13 @@ from hidesync_events.fleet import ConsumerRegistry
 from hidesync_events.keyvalue import KeyValue, RedisKeyValue, open_keyvalue
 from hidesync_events.metrics import Metrics, MetricsSnapshot
 from hidesync_events.reaching import reaching
-from hidesync_events.settings import Settings, get_settings
+from hidesync_events.settings import Settings, get_settings, opens_with_redis_py
 
 #: How long a connection attempt or a reply from the broker or state store may take.
 TIMEOUT_S = 5.0
 
 #: How many of the most delivered event types :func:`gather_stats` reports.
 MOST_COMMON = 10
-
-_REDIS_SCHEMES = ("redis://", "rediss://")
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +178,7 @@ def gather_stats(settings: Settings | None = None) -> FleetStats:
     return FleetStats(
         broker=str(maybe_sanitize_url(settings.broker_url)),
         taken_at=now,
-        oldest_age_known=_is_redis(settings.broker_url),
+        oldest_age_known=opens_with_redis_py(settings.broker_url),
         categories=tuple(
             CategoryStats(
                 category=category,
@@ -211,7 +209,7 @@ def queue_depths(broker_url: str, queues: Sequence[str]) -> dict[str, QueueDepth
     left and pops on the right), read without taking it; other brokers are asked with
     a passive ``queue.declare``, which gives the count only.
     """
-    if _is_redis(broker_url):
+    if opens_with_redis_py(broker_url):
         return _redis_depths(broker_url, queues)
 
     return _declared_depths(broker_url, queues)
@@ -238,10 +236,6 @@ def message_timestamp(message: str | bytes) -> datetime | None:
 
 
 # -- the broker ---------------------------------------------------------------------
-
-
-def _is_redis(url: str) -> bool:
-    return url.startswith(_REDIS_SCHEMES)
 
 
 def _redis_depths(broker_url: str, queues: Sequence[str]) -> dict[str, QueueDepth]:
@@ -315,7 +309,7 @@ def _is_not_found(error: BaseException) -> bool:
 
 
 def _open_state(url: str) -> KeyValue:
-    if not url.startswith((*_REDIS_SCHEMES, "unix://")):
+    if not opens_with_redis_py(url):
         return open_keyvalue(url)
 
     return RedisKeyValue(

@@ -207,6 +207,20 @@ class TestOldestMessage:
 
         assert TEN_MINUTES_AGO == message_timestamp(message)
 
+    def test_a_redis_url_in_capitals_is_read_as_redis(
+        self, fresh_redis: ThrowawayRedis
+    ) -> None:
+        """A scheme in capitals is still Redis (as kombu and redis-py read it): the
+        oldest message's age is known."""
+        broker_url = fresh_redis.url.replace("redis://", "REDIS://")
+        configure(mode="celery", broker_url=broker_url)
+        global_event_bus.publish(ToolCreated(timestamp=TEN_MINUTES_AGO))
+
+        figures = gather_stats()
+
+        assert figures.oldest_age_known is True
+        assert figures.category("tools").oldest_age_s is not None
+
     def test_an_unreadable_oldest_message_counts_but_has_no_age(
         self, fresh_redis: ThrowawayRedis
     ) -> None:
