@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, NamedTuple
 
 from kombu.transport import TRANSPORT_ALIASES
 from kombu.utils.url import maybe_sanitize_url
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -88,6 +88,22 @@ class Settings(BaseSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
 
         return value
+
+    @field_validator("key_prefix", "queue_prefix")
+    @classmethod
+    def _usable_prefix(cls, prefix: str, info: ValidationInfo) -> str:
+        # Empty, every key and queue would start with a bare separator (":metrics",
+        # ".tools") and meet another application's; a space, often a stray one from
+        # an env file, would give this process a fleet of its own, unseen.
+        if prefix and not any(char.isspace() for char in prefix):
+            return prefix
+
+        assert info.field_name is not None
+        raise PydanticCustomError(
+            "prefix_unusable",
+            "must be a name without spaces, such as '{example}'",
+            {"example": cls.model_fields[info.field_name].default},
+        )
 
     @field_validator("broker_url")
     @classmethod

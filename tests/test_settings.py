@@ -110,3 +110,30 @@ class TestStateUrl:
 
         assert "HIDESYNC_EVENTS_BROKER_URL" in str(refused.value)
         assert "state_url" not in str(refused.value)
+
+
+class TestPrefixes:
+    @pytest.mark.parametrize(
+        ("setting", "example"),
+        [("key_prefix", "hidesync:events"), ("queue_prefix", "hidesync.events")],
+    )
+    @pytest.mark.parametrize("prefix", ["", " ", "hidesync events", "shop "])
+    def test_an_empty_prefix_or_one_with_spaces_is_refused(
+        self, setting: str, example: str, prefix: str
+    ) -> None:
+        """Every Redis key or queue name starts with its prefix: it must be a name."""
+        with pytest.raises(ConfigurationError) as refused:
+            configure(**{setting: prefix})
+
+        assert (
+            f"{setting} (HIDESYNC_EVENTS_{setting.upper()}): must be a name without "
+            f"spaces, such as {example!r} (got {prefix!r})"
+        ) in str(refused.value)
+
+    def test_a_prefix_of_its_own_is_accepted(self) -> None:
+        settings = configure(key_prefix="shop:events", queue_prefix="shop.events")
+
+        assert ("shop:events", "shop.events") == (
+            settings.key_prefix,
+            settings.queue_prefix,
+        )
