@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from hidesync_events import RetryLater, RetryPolicy, Settings
@@ -127,6 +129,17 @@ class TestDelay:
         policy = RetryPolicy(backoff_s=3.0, max_backoff_s=10.0, jitter=False)
 
         assert expected_s == policy.delay_s(attempt)
+
+    @pytest.mark.parametrize("attempt", [1, 2, 5])
+    def test_a_cap_below_the_backoff_makes_every_delay_the_cap(
+        self, attempt: int
+    ) -> None:
+        """max_backoff_s below backoff_s is a fixed delay, the first retry's too."""
+        settings = Settings(retry_backoff_s=1.0, retry_max_backoff_s=0.5)
+        policy = RetryPolicy.from_settings(settings)
+
+        assert 0.5 == replace(policy, jitter=False).delay_s(attempt)
+        assert 0.5 == policy.longest_delay_s
 
     @pytest.mark.parametrize(
         ("attempt", "expected_s"), [(1, 0.05), (2, 0.1), (3, 0.2), (4, 0.4)]
