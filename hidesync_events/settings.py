@@ -8,6 +8,8 @@ keeps a copy of them.
 
 from __future__ import annotations
 
+import difflib
+import logging
 import os
 import threading
 from pathlib import Path
@@ -21,7 +23,14 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from hidesync_events.errors import ConfigurationError
 
+logger = logging.getLogger("hidesync.events.settings")
+
 Mode = Literal["eager", "celery"]
+
+#: The prefix of every variable hidesync-events reads.
+VARIABLE_PREFIX = "HIDESYNC_EVENTS_"
+#: The log level of the command line (``--log-level``), read by it, not by Settings.
+LOG_LEVEL_VARIABLE = f"{VARIABLE_PREFIX}LOG_LEVEL"
 
 #: Where Celery mode sends events when no broker URL is configured.
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
@@ -31,7 +40,7 @@ class Settings(BaseSettings):
     """Everything hidesync-events can be told; each field maps to ``HIDESYNC_EVENTS_<NAME>``."""
 
     model_config = SettingsConfigDict(
-        env_prefix="HIDESYNC_EVENTS_", frozen=True, extra="forbid"
+        env_prefix=VARIABLE_PREFIX, frozen=True, extra="forbid"
     )
 
     mode: Mode = "eager"
@@ -283,12 +292,42 @@ def reset_settings() -> Settings:
 
 
 def _load(**overrides: Any) -> Settings:
+    _warn_of_unknown_variables()
     try:
         return Settings(**overrides)
     except ValidationError as error:
         raise ConfigurationError(
             f"invalid hidesync-events settings: {_problems(error)}"
         ) from error
+
+
+#: Unknown variables already named: once per process is enough.
+_named_unknown: set[str] = set()
+
+
+def _warn_of_unknown_variables() -> None:
+    # A misspelt variable would be ignored without a word, and its setting left at
+    # its default: name it, and the setting it may have meant.
+    known = {f"{VARIABLE_PREFIX}{name.upper()}" for name in Settings.model_fields}
+    known.add(LOG_LEVEL_VARIABLE)
+    for variable in sorted(os.environ):
+        name = variable.upper()
+        if not name.startswith(VARIABLE_PREFIX) or name in known:
+            continue
+        if name in _named_unknown:
+            continue
+
+        _named_unknown.add(name)
+        # Compared without the prefix, which every candidate shares.
+        suffixes = [known_name.removeprefix(VARIABLE_PREFIX) for known_name in known]
+        close = difflib.get_close_matches(
+            name.removeprefix(VARIABLE_PREFIX), suffixes, n=1, cutoff=0.75
+        )
+        logger.warning(
+            "%s is not a hidesync-events setting and is ignored%s",
+            variable,
+            f" (did you mean {VARIABLE_PREFIX}{close[0]}?)" if close else "",
+        )
 
 
 def _problems(error: ValidationError) -> str:

@@ -137,3 +137,22 @@ class TestPrefixes:
             settings.key_prefix,
             settings.queue_prefix,
         )
+
+
+class TestUnknownVariables:
+    def test_a_misspelt_variable_is_named_with_the_setting_it_may_mean(
+        self, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A variable of ours that no setting reads would be ignored silently: it is
+        named once, with the closest setting's variable."""
+        monkeypatch.setenv("HIDESYNC_EVENTS_BROKR_URL", "redis://127.0.0.1:1/0")
+        monkeypatch.setenv("HIDESYNC_EVENTS_LOG_LEVEL", "info")
+
+        with caplog.at_level("WARNING", logger="hidesync.events.settings"):
+            configure()
+            configure()
+
+        assert [
+            "HIDESYNC_EVENTS_BROKR_URL is not a hidesync-events setting and is "
+            "ignored (did you mean HIDESYNC_EVENTS_BROKER_URL?)"
+        ] == [r.getMessage() for r in caplog.records]

@@ -25,6 +25,7 @@ from hidesync_events.cli.stats import stats
 from hidesync_events.cli.worker import worker
 from hidesync_events.errors import ConfigurationError
 from hidesync_events.handling import CorrelationFilter
+from hidesync_events.settings import LOG_LEVEL_VARIABLE
 
 
 class _Commands(click.Group):
@@ -44,7 +45,7 @@ class _Commands(click.Group):
     type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
     default="warning",
     show_default=True,
-    envvar="HIDESYNC_EVENTS_LOG_LEVEL",
+    envvar=LOG_LEVEL_VARIABLE,
     help="Level of the hidesync.events loggers.",
 )
 @click.version_option(package_name="hidesync-events")
