@@ -28,16 +28,28 @@ import redis
 from celery import Celery
 from kombu import Connection
 
-from bench.baselines import CELERY_SETTINGS, LATENCY_KEY, trivial_body
-from bench.perf_handlers import LATENCY_KEY as OUR_LATENCY_KEY
+from bench.baselines import CELERY_SETTINGS, trivial_body
 from bench.perf_handlers import (
     Benchmarked,
     BenchmarkedIdempotent,
-    BenchmarkedIdle,
-    BenchmarkPayload,
 )
-from bench.queues import PAYLOAD, p99, paced, raw_payload, start_process, stop_process
-from bench.results import Result, alternate
+from bench.queues import (
+    e2e_celery,
+    e2e_ours,
+    latency_p99_celery,
+    latency_p99_ours,
+    publish_celery,
+    publish_ours,
+    start_process,
+    stop_process,
+)
+from bench.results import (
+    Result,
+    alternate,
+    latency_p99,
+    publish_rate,
+    single_event_rate,
+)
 from hidesync_events import configure, global_event_bus
 from hidesync_events.categories import queue_name
 from hidesync_events.redis_server import ThrowawayRedis
@@ -119,6 +131,11 @@ class AmqpLab:
             self.connection.release()
             self.redis.close()
 
+    @property
+    def trivial(self) -> Any:
+        """The raw Celery task, on this RabbitMQ."""
+        return trivial
+
     def ready(self, queue: str) -> int:
         """Messages waiting in ``queue`` (not those a worker holds)."""
         declared = self.connection.default_channel.queue_declare(queue, passive=True)
@@ -135,80 +152,6 @@ class AmqpLab:
         self.connection.default_channel.queue_purge(queue)
 
 
-# -- scenarios ----------------------------------------------------------------------------
-
-
-def publish_ours(lab: AmqpLab, count: int) -> float:
-    events = [BenchmarkedIdle(payload=PAYLOAD) for _ in range(count)]
-    started = time.perf_counter()
-    for event in events:
-        global_event_bus.publish(event)
-    rate = count / (time.perf_counter() - started)
-    lab.purge(lab.ours_idle)
-    return rate
-
-
-def publish_celery(lab: AmqpLab, count: int) -> float:
-    payload = raw_payload()
-    started = time.perf_counter()
-    for _ in range(count):
-        trivial.apply_async(args=[payload], queue=lab.raw_idle)
-    rate = count / (time.perf_counter() - started)
-    lab.purge(lab.raw_idle)
-    return rate
-
-
-def e2e_ours(lab: AmqpLab, count: int, event_type: type[BenchmarkPayload]) -> float:
-    events = [event_type(payload=PAYLOAD) for _ in range(count)]
-    started = time.perf_counter()
-    for event in events:
-        global_event_bus.publish(event)
-    lab.wait_drained(lab.ours)
-    return count / (time.perf_counter() - started)
-
-
-def e2e_celery(lab: AmqpLab, count: int) -> float:
-    payload = raw_payload()
-    started = time.perf_counter()
-    for _ in range(count):
-        trivial.apply_async(args=[payload], queue=lab.raw)
-    lab.wait_drained(lab.raw)
-    return count / (time.perf_counter() - started)
-
-
-def latency_p99_ours(lab: AmqpLab, count: int, rate: float) -> float:
-    lab.client.delete(OUR_LATENCY_KEY)
-    paced(
-        count,
-        rate,
-        lambda: global_event_bus.publish(
-            Benchmarked(payload=PAYLOAD, sent_at=time.time())
-        ),
-    )
-    return p99(_samples(lab, OUR_LATENCY_KEY, count))
-
-
-def latency_p99_celery(lab: AmqpLab, count: int, rate: float) -> float:
-    lab.client.delete(LATENCY_KEY)
-    payload = raw_payload()
-    paced(
-        count,
-        rate,
-        lambda: trivial.apply_async(args=[payload, time.time()], queue=lab.raw),
-    )
-    return p99(_samples(lab, LATENCY_KEY, count))
-
-
-def _samples(lab: AmqpLab, key: str, count: int, timeout_s: float = 60) -> list[Any]:
-    # Every handled message adds its sample: wait for all of them.
-    deadline = time.monotonic() + timeout_s
-    while lab.client.llen(key) < count:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{key}: not every message was handled in {timeout_s}s")
-        time.sleep(0.01)
-    return lab.client.lrange(key, 0, -1)
-
-
 def unavailable(url: str) -> str | None:
     """Why the RabbitMQ rows cannot run at ``url``, or None when they can."""
     return rabbitmq_reachable(url)
@@ -216,59 +159,39 @@ def unavailable(url: str) -> str | None:
 
 def run(runs: int, *, quick: bool, url: str) -> list[Result]:
     count = 500 if quick else 2000
-    results = []
     with AmqpLab(url) as lab:
-        ours, theirs = alternate(
+        published = alternate(
             runs, lambda: publish_ours(lab, count), lambda: publish_celery(lab, count)
         )
-        results.append(
-            Result(
-                "RabbitMQ: publish, one event per call (publisher confirms)",
-                ours,
-                theirs,
-                "/s",
-                ">= 0.9x apply_async",
-                "higher",
-                0.9,
-                "Celery apply_async",
-            )
+        once = alternate(
+            runs,
+            lambda: e2e_ours(lab, count, Benchmarked),
+            lambda: e2e_celery(lab, count),
         )
-        for event_type, handled in [
-            (Benchmarked, "once per event"),
-            (BenchmarkedIdempotent, "idempotent handler"),
-        ]:
-            ours, theirs = alternate(
-                runs,
-                lambda: e2e_ours(lab, count, event_type),  # noqa: B023
-                lambda: e2e_celery(lab, count),
-            )
-            results.append(
-                Result(
-                    f"RabbitMQ: end to end, one event per message ({handled})",
-                    ours,
-                    theirs,
-                    "events/s",
-                    ">= 0.9x Celery",
-                    "higher",
-                    0.9,
-                    "Celery task",
-                )
-            )
-        ours, theirs = alternate(
+        idempotent = alternate(
+            runs,
+            lambda: e2e_ours(lab, count, BenchmarkedIdempotent),
+            lambda: e2e_celery(lab, count),
+        )
+        latency = alternate(
             runs,
             lambda: latency_p99_ours(lab, count // 2, 200),
             lambda: latency_p99_celery(lab, count // 2, 200),
         )
-        results.append(
-            Result(
-                "RabbitMQ: end-to-end latency p99 at 200 events/s (once per event)",
-                ours,
-                theirs,
-                "ms",
-                "<= 1.2x Celery",
-                "lower",
-                1.2,
-                "Celery task",
-            )
-        )
-    return results
+
+    return [
+        publish_rate(
+            "RabbitMQ: publish, one event per call (publisher confirms)", *published
+        ),
+        single_event_rate(
+            "RabbitMQ: end to end, one event per message (once per event)", *once
+        ),
+        single_event_rate(
+            "RabbitMQ: end to end, one event per message (idempotent handler)",
+            *idempotent,
+        ),
+        latency_p99(
+            "RabbitMQ: end-to-end latency p99 at 200 events/s (once per event)",
+            *latency,
+        ),
+    ]

@@ -17,18 +17,26 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 
-from bench.baselines import point_at
+from bench.baselines import LATENCY_KEY as CELERY_LATENCY_KEY
+from bench.baselines import point_at, trivial
+from bench.perf_handlers import LATENCY_KEY as OUR_LATENCY_KEY
 from bench.perf_handlers import (
     Benchmarked,
     BenchmarkedIdempotent,
     BenchmarkedIdle,
     BenchmarkPayload,
 )
-from bench.results import Result, alternate
+from bench.results import (
+    Result,
+    alternate,
+    latency_p99,
+    publish_rate,
+    single_event_rate,
+)
 from hidesync_events import configure, global_event_bus
 from hidesync_events.codec import encode
 from hidesync_events.redis_server import ThrowawayRedis
@@ -40,12 +48,33 @@ CELERY_QUEUE, CELERY_IDLE = "bench.celery", "bench.idle"
 PAYLOAD = "leather " * 25  # a realistic free-text field
 
 
+class BrokerLab(Protocol):
+    """What the publishing, end-to-end and latency scenarios need of a lab, whichever
+    broker it runs: the queues of each side, the raw task, a state-store Redis for
+    the latency samples, and how to empty or wait for a queue."""
+
+    client: redis.Redis
+    ours: str
+    ours_idle: str
+    raw: str
+    raw_idle: str
+
+    @property
+    def trivial(self) -> Any: ...
+    def purge(self, queue: str) -> None: ...
+    def wait_drained(self, queue: str, timeout_s: float = 300) -> None: ...
+
+
 class Lab:
     """One Redis, our worker and a raw Celery worker, both idle until fed.
 
     ``handler_modules`` and ``worker_env`` go to our worker (``bench waits`` adds a
     module that times its round trips); ``baseline=False`` starts no Celery worker.
     """
+
+    #: Each side's queue of handled messages, and of messages nobody consumes.
+    ours, ours_idle = OUR_QUEUE, OUR_IDLE
+    raw, raw_idle = CELERY_QUEUE, CELERY_IDLE
 
     def __init__(
         self,
@@ -108,6 +137,14 @@ class Lab:
         global_event_bus.close()
         self.redis.close()
 
+    @property
+    def trivial(self) -> Any:
+        """The raw Celery task, on this lab's Redis."""
+        return trivial
+
+    def purge(self, queue: str) -> None:
+        self.client.delete(queue)
+
     def drained(self, queue: str) -> bool:
         # A message is gone once acknowledged: not queued, not held unacknowledged.
         return self.client.llen(queue) == 0 and self.client.hlen("unacked") == 0
@@ -144,41 +181,35 @@ def raw_payload() -> str:
     return "x" * len(encode(Benchmarked(payload=PAYLOAD), max_bytes=2**20))
 
 
-def _trivial() -> Any:
-    from bench.baselines import trivial
-
-    return trivial
-
-
 # -- publishing ----------------------------------------------------------------------------
 
 
-def publish_ours(lab: Lab, count: int) -> float:
+def publish_ours(lab: BrokerLab, count: int) -> float:
     events = [BenchmarkedIdle(payload=PAYLOAD) for _ in range(count)]
     started = time.perf_counter()
     for event in events:
         global_event_bus.publish(event)
     rate = count / (time.perf_counter() - started)
-    lab.client.delete(OUR_IDLE)
+    lab.purge(lab.ours_idle)
     return rate
 
 
-def publish_many_ours(lab: Lab, count: int) -> float:
+def publish_many_ours(lab: BrokerLab, count: int) -> float:
     events = [BenchmarkedIdle(payload=PAYLOAD) for _ in range(count)]
     started = time.perf_counter()
     global_event_bus.publish_many(events)
     rate = count / (time.perf_counter() - started)
-    lab.client.delete(OUR_IDLE)
+    lab.purge(lab.ours_idle)
     return rate
 
 
-def publish_celery(lab: Lab, count: int) -> float:
-    task, payload = _trivial(), raw_payload()
+def publish_celery(lab: BrokerLab, count: int) -> float:
+    task, payload = lab.trivial, raw_payload()
     started = time.perf_counter()
     for _ in range(count):
-        task.apply_async(args=[payload], queue=CELERY_IDLE)
+        task.apply_async(args=[payload], queue=lab.raw_idle)
     rate = count / (time.perf_counter() - started)
-    lab.client.delete(CELERY_IDLE)
+    lab.purge(lab.raw_idle)
     return rate
 
 
@@ -186,13 +217,13 @@ def publish_celery(lab: Lab, count: int) -> float:
 
 
 def e2e_ours(
-    lab: Lab, count: int, event_type: type[BenchmarkPayload] = Benchmarked
+    lab: BrokerLab, count: int, event_type: type[BenchmarkPayload] = Benchmarked
 ) -> float:
     events = [event_type(payload=PAYLOAD) for _ in range(count)]
     started = time.perf_counter()
     for event in events:
         global_event_bus.publish(event)
-    lab.wait_drained(OUR_QUEUE)
+    lab.wait_drained(lab.ours)
     return count / (time.perf_counter() - started)
 
 
@@ -205,22 +236,22 @@ def e2e_batches_ours(lab: Lab, count: int) -> float:
     return count / (time.perf_counter() - started)
 
 
-def e2e_celery(lab: Lab, count: int) -> float:
-    task, payload = _trivial(), raw_payload()
+def e2e_celery(lab: BrokerLab, count: int) -> float:
+    task, payload = lab.trivial, raw_payload()
     started = time.perf_counter()
     for _ in range(count):
-        task.apply_async(args=[payload], queue=CELERY_QUEUE)
-    lab.wait_drained(CELERY_QUEUE)
+        task.apply_async(args=[payload], queue=lab.raw)
+    lab.wait_drained(lab.raw)
     return count / (time.perf_counter() - started)
 
 
 def latency_p99_ours(
-    lab: Lab,
+    lab: BrokerLab,
     count: int,
     rate: float,
     event_type: type[BenchmarkPayload] = Benchmarked,
 ) -> float:
-    lab.client.delete("bench:latency:hidesync")
+    lab.client.delete(OUR_LATENCY_KEY)
     paced(
         count,
         rate,
@@ -228,20 +259,31 @@ def latency_p99_ours(
             event_type(payload=PAYLOAD, sent_at=time.time())
         ),
     )
-    lab.wait_drained(OUR_QUEUE)
-    return p99(lab.client.lrange("bench:latency:hidesync", 0, -1))
+    lab.wait_drained(lab.ours)
+    return p99(_samples(lab, OUR_LATENCY_KEY, count))
 
 
-def latency_p99_celery(lab: Lab, count: int, rate: float) -> float:
-    lab.client.delete("bench:latency:celery")
-    task, payload = _trivial(), raw_payload()
+def latency_p99_celery(lab: BrokerLab, count: int, rate: float) -> float:
+    lab.client.delete(CELERY_LATENCY_KEY)
+    task, payload = lab.trivial, raw_payload()
     paced(
         count,
         rate,
-        lambda: task.apply_async(args=[payload, time.time()], queue=CELERY_QUEUE),
+        lambda: task.apply_async(args=[payload, time.time()], queue=lab.raw),
     )
-    lab.wait_drained(CELERY_QUEUE)
-    return p99(lab.client.lrange("bench:latency:celery", 0, -1))
+    lab.wait_drained(lab.raw)
+    return p99(_samples(lab, CELERY_LATENCY_KEY, count))
+
+
+def _samples(lab: BrokerLab, key: str, count: int, timeout_s: float = 60) -> list[Any]:
+    # Every handled message adds its sample; a drained queue may still have the
+    # last few in hand (a broker that counts only waiting messages).
+    deadline = time.monotonic() + timeout_s
+    while lab.client.llen(key) < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{key}: not every message was handled in {timeout_s}s")
+        time.sleep(0.01)
+    return lab.client.lrange(key, 0, -1)
 
 
 def paced(count: int, rate: float, send: Callable[[], object]) -> None:
@@ -406,18 +448,7 @@ def run(
         ours, theirs = alternate(
             runs, lambda: publish_ours(lab, small), lambda: publish_celery(lab, small)
         )
-        results.append(
-            Result(
-                "publish, one event per call",
-                ours,
-                theirs,
-                "/s",
-                ">= 0.9x apply_async",
-                "higher",
-                0.9,
-                "Celery apply_async",
-            )
-        )
+        results.append(publish_rate("publish, one event per call", ours, theirs))
         ours, theirs = alternate(
             runs,
             lambda: publish_many_ours(lab, large),
@@ -478,29 +509,15 @@ def _one_per_message(
         lambda: latency_p99_celery(lab, count // 2, 200),
     )
     return [
-        Result(
-            f"end to end, one event per message ({handled}), 2 processes",
-            *throughput,
-            "events/s",
-            ">= 0.9x Celery",
-            "higher",
-            0.9,
-            "Celery task",
+        single_event_rate(
+            f"end to end, one event per message ({handled}), 2 processes", *throughput
         ),
-        Result(
-            f"end-to-end latency p99 at 200 events/s ({handled})",
-            *latency,
-            "ms",
-            "<= 1.2x Celery",
-            "lower",
-            1.2,
-            "Celery task",
-        ),
+        latency_p99(f"end-to-end latency p99 at 200 events/s ({handled})", *latency),
     ]
 
 
 def _memory(lab: Lab, runs: int, count: int) -> list[Result]:
-    task, payload = _trivial(), raw_payload()
+    task, payload = lab.trivial, raw_payload()
 
     def ours_single(n: int) -> None:
         for _ in range(n):

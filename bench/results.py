@@ -51,6 +51,29 @@ class Result:
         )
 
 
+def publish_rate(scenario: str, ours: list[float], theirs: list[float]) -> Result:
+    """Events published per second against Celery's ``apply_async``: at least 0.9x."""
+    return Result(
+        scenario, ours, theirs, "/s", ">= 0.9x apply_async", "higher", 0.9,
+        "Celery apply_async",
+    )  # fmt: skip
+
+
+def single_event_rate(scenario: str, ours: list[float], theirs: list[float]) -> Result:
+    """Events handled per second, one per message, against a trivial Celery task."""
+    return Result(
+        scenario, ours, theirs, "events/s", ">= 0.9x Celery", "higher", 0.9,
+        "Celery task",
+    )  # fmt: skip
+
+
+def latency_p99(scenario: str, ours: list[float], theirs: list[float]) -> Result:
+    """End-to-end latency p99 against a trivial Celery task's: at most 1.2x."""
+    return Result(
+        scenario, ours, theirs, "ms", "<= 1.2x Celery", "lower", 1.2, "Celery task"
+    )
+
+
 def alternate(
     runs: int, ours: Callable[[], float], theirs: Callable[[], float]
 ) -> tuple[list[float], list[float]]:
