@@ -29,26 +29,18 @@ from celery import Celery
 from kombu import Connection
 
 from bench.baselines import CELERY_SETTINGS, trivial_body
-from bench.perf_handlers import (
-    Benchmarked,
-    BenchmarkedIdempotent,
-)
 from bench.queues import (
-    e2e_celery,
-    e2e_ours,
-    latency_p99_celery,
-    latency_p99_ours,
+    SINGLE_EVENT_KINDS,
     publish_celery,
     publish_ours,
+    single_event_results,
     start_process,
     stop_process,
 )
 from bench.results import (
     Result,
     alternate,
-    latency_p99,
     publish_rate,
-    single_event_rate,
 )
 from hidesync_events import configure, global_event_bus
 from hidesync_events.categories import queue_name
@@ -163,35 +155,14 @@ def run(runs: int, *, quick: bool, url: str) -> list[Result]:
         published = alternate(
             runs, lambda: publish_ours(lab, count), lambda: publish_celery(lab, count)
         )
-        once = alternate(
-            runs,
-            lambda: e2e_ours(lab, count, Benchmarked),
-            lambda: e2e_celery(lab, count),
-        )
-        idempotent = alternate(
-            runs,
-            lambda: e2e_ours(lab, count, BenchmarkedIdempotent),
-            lambda: e2e_celery(lab, count),
-        )
-        latency = alternate(
-            runs,
-            lambda: latency_p99_ours(lab, count // 2, 200),
-            lambda: latency_p99_celery(lab, count // 2, 200),
-        )
-
-    return [
-        publish_rate(
-            "RabbitMQ: publish, one event per call (publisher confirms)", *published
-        ),
-        single_event_rate(
-            "RabbitMQ: end to end, one event per message (once per event)", *once
-        ),
-        single_event_rate(
-            "RabbitMQ: end to end, one event per message (idempotent handler)",
-            *idempotent,
-        ),
-        latency_p99(
-            "RabbitMQ: end-to-end latency p99 at 200 events/s (once per event)",
-            *latency,
-        ),
-    ]
+        results = [
+            publish_rate(
+                "RabbitMQ: publish, one event per call (publisher confirms)",
+                *published,
+            )
+        ]
+        for event_type, handled in SINGLE_EVENT_KINDS:
+            results += single_event_results(
+                lab, runs, count, event_type, handled, broker="RabbitMQ"
+            )
+    return results

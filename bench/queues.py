@@ -466,11 +466,8 @@ def run(
                 "Celery apply_async",
             )
         )
-        for event_type, handled in [
-            (Benchmarked, "once per event"),
-            (BenchmarkedIdempotent, "idempotent handler"),
-        ]:
-            results += _one_per_message(lab, runs, small, event_type, handled)
+        for event_type, handled in SINGLE_EVENT_KINDS:
+            results += single_event_results(lab, runs, small, event_type, handled)
         ours = [e2e_batches_ours(lab, large) for _ in range(runs)]
         theirs, config = best_dramatiq(lab, small, runs)
         results.append(
@@ -490,14 +487,25 @@ def run(
     return results, extra
 
 
-def _one_per_message(
-    lab: Lab,
+#: The two ways a single-event message is handled, each measured on its own.
+SINGLE_EVENT_KINDS: list[tuple[type[BenchmarkPayload], str]] = [
+    (Benchmarked, "once per event"),
+    (BenchmarkedIdempotent, "idempotent handler"),
+]
+
+
+def single_event_results(
+    lab: BrokerLab,
     runs: int,
     count: int,
     event_type: type[BenchmarkPayload],
     handled: str,
+    *,
+    broker: str = "",
 ) -> list[Result]:
-    """Throughput and latency, one event per message, against a raw Celery task."""
+    """Throughput and latency, one event per message, against a raw Celery task;
+    ``broker`` names a broker other than Redis in the rows."""
+    named = f"{broker}: " if broker else ""
     throughput = alternate(
         runs,
         lambda: e2e_ours(lab, count, event_type),
@@ -510,9 +518,12 @@ def _one_per_message(
     )
     return [
         single_event_rate(
-            f"end to end, one event per message ({handled}), 2 processes", *throughput
+            f"{named}end to end, one event per message ({handled}), 2 processes",
+            *throughput,
         ),
-        latency_p99(f"end-to-end latency p99 at 200 events/s ({handled})", *latency),
+        latency_p99(
+            f"{named}end-to-end latency p99 at 200 events/s ({handled})", *latency
+        ),
     ]
 
 

@@ -441,27 +441,6 @@ class TestConfigurationErrors:
         assert "(got 'bogus')" in error
 
     @pytest.mark.parametrize(
-        "command", [["stats"], ["dead-letters", "list"], ["publish", "events.jsonl"]]
-    )
-    def test_a_broker_url_kombu_cannot_open(
-        self, command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        """A broker URL of no kombu transport is a usage error naming its variable,
-        not kombu's KeyError."""
-        monkeypatch.chdir(tmp_path)
-        Path("events.jsonl").write_text(_line(ToolCreated(tool_id=1)) + "\n")
-
-        result = _run_with_environment(
-            monkeypatch,
-            command,
-            HIDESYNC_EVENTS_BROKER_URL="http://x",
-            HIDESYNC_EVENTS_STATE_URL="redis://127.0.0.1:1/0",
-        )
-
-        assert 2 == result.exit_code, result.output
-        assert "(HIDESYNC_EVENTS_BROKER_URL): 'http' is not a broker" in result.output
-
-    @pytest.mark.parametrize(
         "command",
         [
             ["stats"],
@@ -470,23 +449,47 @@ class TestConfigurationErrors:
             ["worker", "--pool", "solo"],
         ],
     )
-    def test_a_state_url_that_is_not_redis(
-        self, command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    @pytest.mark.parametrize(
+        ("broker_url", "state_url", "said"),
+        [
+            # A broker of no kombu transport: not kombu's KeyError.
+            (
+                "http://x",
+                "redis://127.0.0.1:1/0",
+                "(HIDESYNC_EVENTS_BROKER_URL): 'http' is not a broker",
+            ),
+            # A state store redis-py cannot open: not its ValueError (the worker's
+            # a page of traceback).
+            (
+                "redis://127.0.0.1:1/0",
+                "amqp://x",
+                "(HIDESYNC_EVENTS_STATE_URL): the state store is Redis",
+            ),
+        ],
+        ids=["broker", "state"],
+    )
+    def test_a_url_that_cannot_be_opened(
+        self,
+        command: list[str],
+        broker_url: str,
+        state_url: str,
+        said: str,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
     ) -> None:
-        """A state URL redis-py cannot open is a usage error naming its variable,
-        not redis-py's ValueError (the worker's a page of traceback)."""
+        """A URL of the wrong kind is a usage error naming its variable."""
         monkeypatch.chdir(tmp_path)
         Path("events.jsonl").write_text(_line(ToolCreated(tool_id=1)) + "\n")
 
         result = _run_with_environment(
             monkeypatch,
             command,
-            HIDESYNC_EVENTS_BROKER_URL="redis://127.0.0.1:1/0",
-            HIDESYNC_EVENTS_STATE_URL="amqp://x",
+            HIDESYNC_EVENTS_BROKER_URL=broker_url,
+            HIDESYNC_EVENTS_STATE_URL=state_url,
         )
 
         assert 2 == result.exit_code, result.output
-        assert "(HIDESYNC_EVENTS_STATE_URL): the state store is Redis" in result.output
+        assert said in result.output
 
 
 def _events_with_environment(
