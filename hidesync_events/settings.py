@@ -308,21 +308,18 @@ _named_unknown: set[str] = set()
 def _warn_of_unknown_variables() -> None:
     # A misspelt variable would be ignored without a word, and its setting left at
     # its default: name it, and the setting it may have meant.
-    known = {f"{VARIABLE_PREFIX}{name.upper()}" for name in Settings.model_fields}
-    known.add(LOG_LEVEL_VARIABLE)
+    known = {name.upper() for name in Settings.model_fields}
+    known.add(LOG_LEVEL_VARIABLE.removeprefix(VARIABLE_PREFIX))
     for variable in sorted(os.environ):
         name = variable.upper()
-        if not name.startswith(VARIABLE_PREFIX) or name in known:
+        if not name.startswith(VARIABLE_PREFIX) or name in _named_unknown:
             continue
-        if name in _named_unknown:
+        setting = name.removeprefix(VARIABLE_PREFIX)
+        if setting in known:
             continue
 
         _named_unknown.add(name)
-        # Compared without the prefix, which every candidate shares.
-        suffixes = [known_name.removeprefix(VARIABLE_PREFIX) for known_name in known]
-        close = difflib.get_close_matches(
-            name.removeprefix(VARIABLE_PREFIX), suffixes, n=1, cutoff=0.75
-        )
+        close = difflib.get_close_matches(setting, known, n=1, cutoff=0.75)
         logger.warning(
             "%s is not a hidesync-events setting and is ignored%s",
             variable,
@@ -339,6 +336,6 @@ def _problems(error: ValidationError) -> str:
         if name in _URL_SETTINGS and isinstance(given, str) and "@" in given:
             given = maybe_sanitize_url(given)
         problems.append(
-            f"{name} (HIDESYNC_EVENTS_{name.upper()}): {problem['msg']} (got {given!r})"
+            f"{name} ({VARIABLE_PREFIX}{name.upper()}): {problem['msg']} (got {given!r})"
         )
     return "; ".join(problems)
