@@ -192,13 +192,7 @@ class Delivery:
                     subscription, envelope, attempt, first_failed_at
                 )
                 outcomes.append(outcome)
-                if pair is None:
-                    if effects is not None:
-                        settlement.unrecorded.append(effects)
-                elif outcome.status is Status.DONE:
-                    settlement.completed.append((pair, effects))
-                else:
-                    settlement.released.append(pair)
+                _note(settlement, pair, outcome.status is Status.DONE, effects)
         except BaseException:
             # Interrupted (Ctrl-C, a cancelled task): settle what ran, and give the
             # claims of what did not back now rather than when they lapse.
@@ -272,8 +266,10 @@ class Delivery:
     ) -> Outcome:
         """Run one handler from a coroutine; a sync handler runs in a worker thread."""
         completions = self.runtime.completions
-        if not subscription.idempotent:
-            pair = (envelope.event_id, subscription.name)
+        pair = (
+            None if subscription.idempotent else (envelope.event_id, subscription.name)
+        )
+        if pair is not None:
             [claim] = completions.claim_many(
                 [pair], owner=None, ttl_s=self._claim_ttl_s
             )
@@ -294,31 +290,26 @@ class Delivery:
                         await result
         except Exception as error:
             elapsed = perf_counter() - started
-            self._settle_one(subscription, envelope, done=False, effects=None)
+            self._settle_one(pair, done=False, effects=None)
             return self.report.failed(
                 subscription, envelope, attempt, error, elapsed, first_failed_at
             )
         except BaseException:
             # Cancelled (or interrupted): its claim goes back at once.
-            self._settle_one(subscription, envelope, done=False, effects=None)
+            self._settle_one(pair, done=False, effects=None)
             raise
         finally:
             leave_scope(token)
 
         elapsed = perf_counter() - started
-        self._settle_one(subscription, envelope, done=True, effects=scope.batch)
+        self._settle_one(pair, done=True, effects=scope.batch)
         return self.report.succeeded(subscription, envelope, attempt, elapsed)
 
     def _settle_one(
-        self,
-        subscription: Subscription,
-        envelope: Envelope,
-        *,
-        done: bool,
-        effects: RecordedBatch | None,
+        self, pair: Pair | None, *, done: bool, effects: RecordedBatch | None
     ) -> None:
         settlement = Settlement()
-        _note(settlement, subscription, envelope, done, effects)
+        _note(settlement, pair, done, effects)
         if settlement:
             self._settle(settlement)
 
@@ -335,9 +326,7 @@ class Delivery:
         try:
             # Not even an empty span when tracing is off: this runs for every handler.
             if self.runtime.tracing is None:
-                result = subscription.handler(envelope.event)
-                if result is not None:
-                    self._await_returned(result)
+                self._call(subscription, envelope)
             else:
                 with self.runtime.tracing.handling(
                     envelope, subscription.name, attempt
@@ -359,11 +348,7 @@ class Delivery:
 
     def _call(self, subscription: Subscription, envelope: Envelope) -> None:
         result = subscription.handler(envelope.event)
-        if result is not None:
-            self._await_returned(result)
-
-    def _await_returned(self, result: object) -> None:
-        if inspect.isawaitable(result):
+        if result is not None and inspect.isawaitable(result):
             # A sync handler that returned an awaitable: run it on the process loop.
             self.runtime.loop.run(
                 _awaited(result),
@@ -383,19 +368,23 @@ class Delivery:
 
 def _note(
     settlement: Settlement,
-    subscription: Subscription,
-    envelope: Envelope,
+    pair: Pair | None,
     done: bool,
     effects: RecordedBatch | None,
 ) -> None:
-    """Add one handler's run (``done``: it succeeded) to what its message settles."""
-    if subscription.idempotent:
+    """Add one handler's run (``done``: it succeeded) to what its message settles.
+
+    ``pair`` is the (event id, handler) pair the run claimed, as it was claimed (a
+    handler may change its event's id); None for an idempotent handler, which claims
+    nothing and keeps no record.
+    """
+    if pair is None:
         if done and effects is not None:
             settlement.unrecorded.append(effects)
     elif done:
-        settlement.completed.append(((envelope.event_id, subscription.name), effects))
+        settlement.completed.append((pair, effects))
     else:
-        settlement.released.append((envelope.event_id, subscription.name))
+        settlement.released.append(pair)
 
 
 async def _awaited(awaitable: Any) -> Any:
